@@ -1,0 +1,7 @@
+"""`python -m tradebot`."""
+
+import sys
+
+from tradebot.cli import main
+
+sys.exit(main())

@@ -1,0 +1,324 @@
+"""The composition root: builds every component from Config, owns startup and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import signal
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import structlog
+
+from tradebot.bus import Bus, register_bus_metrics
+from tradebot.clock import Clock, LiveClock, SimClock, monotonic
+from tradebot.config import Config
+from tradebot.core.warmup import warmup_all
+from tradebot.domain import Instrument, InstrumentId
+from tradebot.events import Fill, OrderDenied, SubmitOrder
+from tradebot.execution.engine import ExecutionEngine
+from tradebot.execution.paper import PaperVenue
+from tradebot.feeds.base import Feed, FeedRunner, register_feed_metrics
+from tradebot.feeds.registry import build_feed
+from tradebot.feeds.replay import Recording, ReplayDriver, first_timestamp
+from tradebot.log import Throttle
+from tradebot.portfolio.portfolio import Portfolio
+from tradebot.risk.engine import RiskEngine
+from tradebot.server.http import HttpServer, Readiness, build_app
+from tradebot.store import db
+from tradebot.store.writer import StoreWriter
+from tradebot.strategies.base import StrategyRunner
+from tradebot.strategies.registry import build_strategy
+from tradebot.systemd import WATCHDOG_SKIPS, Notifier
+
+log = structlog.get_logger(__name__)
+
+
+class FillDigest:
+    """A SHA-256 over the fill log, so two runs can be compared byte for byte."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+
+    def on_fill(self, fill: Fill) -> None:
+        """Add one fill."""
+        self._hash.update(
+            f"{fill.fill_id}|{fill.instrument}|{fill.side.name}|{fill.quantity}|{fill.price}|"
+            f"{fill.fee}|{fill.ts_event}\n".encode()
+        )
+
+    def hexdigest(self) -> str:
+        """Return the digest so far."""
+        return self._hash.hexdigest()
+
+
+@dataclass(slots=True)
+class Counts:
+    orders: int = 0
+    denied: int = 0
+    fills: int = 0
+
+
+class App:
+    """Every component of one tradebot process, wired through one bus."""
+
+    def __init__(self, config: Config, clock: Clock,
+                 feed_instruments: dict[str, list[Instrument]] | None = None,
+                 notifier: Notifier | None = None) -> None:
+        self.config = config
+        self.clock = clock
+        self.notifier = notifier or Notifier({})
+        self.bus = bus = Bus()
+        self.instruments = config.instrument_map()
+        if feed_instruments is None:
+            feed_instruments = {
+                f.venue: [self.instruments[InstrumentId(s, f.venue)] for s in f.symbols]
+                for f in config.feeds
+            }
+        self.feeds: dict[str, Feed] = {
+            venue: build_feed(venue, insts, bus, clock) for venue, insts in feed_instruments.items()
+        }
+        self.books = {iid: book for f in self.feeds.values() for iid, book in f.books.items()}
+        self.engine = db.create_db_engine(config.database_url())
+        self.portfolio = Portfolio(bus, clock, self.instruments, config.paper.account_currency,
+                                   config.paper.starting_cash, config.state.equity_interval_s)
+        self.risk = RiskEngine(bus, clock, self.portfolio, self.instruments, config.risk,
+                               config.paper)
+        self.execution = ExecutionEngine(bus, clock)
+        self.execution.attach(PaperVenue(self.execution, clock, self.books, self.instruments,
+                                         config.paper))
+        self.writer = StoreWriter(self.engine, config.state.writer_queue_size,
+                                  config.state.writer_batch_size)
+        self.strategies = StrategyRunner(bus, clock, self.portfolio, self.instruments)
+        traded = frozenset(self.books)
+        for sc in config.strategies:
+            wanted = frozenset(InstrumentId.parse(t) for t in sc.instruments) or traded
+            self.strategies.add(build_strategy(sc.name, sc.kind, sc.params), wanted)
+        self.digest = FillDigest()
+        self.counts = Counts()
+        bus.subscribe(Fill, self.digest.on_fill)
+        bus.subscribe(SubmitOrder, lambda _e: self._count("orders"))
+        bus.subscribe(OrderDenied, lambda _e: self._count("denied"))
+        bus.subscribe(Fill, lambda _e: self._count("fills"))
+        self.ready = False
+        self._unregister: list[Callable[[], None]] = []
+
+    def _count(self, name: str) -> None:
+        setattr(self.counts, name, getattr(self.counts, name) + 1)
+
+    # --- startup pieces shared by live and replay -----------------------------------------
+
+    def open_store(self) -> int:
+        """Migrate, then rebuild the portfolio from recorded fills; return how many."""
+        db.migrate(self.engine)
+        cash = db.load_starting_cash(self.engine, self.portfolio.currency,
+                                     self.config.paper.starting_cash, self.clock.now_ns())
+        self.portfolio.starting_cash = cash
+        self.portfolio._cash = cash
+        fills = db.load_fills(self.engine)
+        for fill in fills:
+            self.portfolio.on_fill(fill)
+        log.info("portfolio_rebuilt", fills=len(fills), cash=str(self.portfolio.cash()),
+                 equity=str(self.portfolio.equity()))
+        # Subscribe only now, so rebuilt fills are not written twice.
+        self.portfolio.start()
+        self.writer.start(self.bus)
+        return len(fills)
+
+    def register_metrics(self) -> None:
+        """Expose scrape-time collectors."""
+        self._unregister.append(register_bus_metrics(self.bus))
+        self._unregister.append(register_feed_metrics(list(self.feeds.values())))
+
+    def close(self) -> None:
+        """Flush and close the store, remove collectors (idempotent)."""
+        self.portfolio.stop()
+        if not self.writer.close():
+            log.error("store_close_incomplete")
+        self.engine.dispose()
+        for undo in self._unregister:
+            undo()
+        self._unregister.clear()
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Return whether the service is ready, with per-venue detail and reasons."""
+        reasons = []
+        venues = {}
+        now = self.clock.now_ns()
+        for venue, feed in self.feeds.items():
+            cfg = self._feed_config(venue)
+            stale_ns = int((cfg.stale_after_s if cfg else 10.0) * 1e9)
+            fresh = now - feed.stats.last_message_ns <= stale_ns
+            books = {b.instrument.id.symbol: b.state.value for b in feed.books.values()}
+            venues[venue] = {"state": feed.stats.state, "fresh": fresh, "books": books,
+                             "reason": feed.stats.reason}
+            if not fresh:
+                reasons.append(f"{venue}: no data for over {stale_ns / 1e9:g}s")
+            reasons += [f"{venue}: book {s} {st}" for s, st in books.items() if st != "synced"]
+        if not self.ready:
+            reasons.insert(0, "starting")
+        return not reasons, {"reasons": reasons, "venues": venues}
+
+    def status_line(self) -> str:
+        """Return the one-line STATUS for systemd."""
+        parts = []
+        for venue, feed in self.feeds.items():
+            valid = sum(b.valid for b in feed.books.values())
+            parts.append(f"{venue} {feed.stats.state} {valid}/{len(feed.books)} books")
+        equity = self.portfolio.equity().quantize(Decimal("0.01"))
+        return "; ".join(parts) + f"; equity {equity} {self.portfolio.currency}"
+
+    def _feed_config(self, venue: str) -> Any:
+        return next((f for f in self.config.feeds if f.venue == venue), None)
+
+    # --- live -----------------------------------------------------------------------------
+
+    async def run_live(self, stop: asyncio.Event | None = None) -> int:
+        """Run until SIGTERM/SIGINT (or `stop`); return the exit status."""
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        self.open_store()
+        started = monotonic()
+        warmup_all()
+        log.info("kernels_warmed", seconds=round(monotonic() - started, 3))
+        self.register_metrics()
+        server = None
+        if self.config.server.enabled:
+            web = build_app(Readiness(self.readiness), self.portfolio.snapshot,
+                            lambda: db.recent_fills(self.engine), self._orders_json)
+            server = HttpServer(web, self.config.server.host, self.config.server.port)
+            await server.start()
+            self.server = server
+        try:
+            async with aiohttp.ClientSession() as session, asyncio.TaskGroup() as tg:
+                feed_tasks = [
+                    tg.create_task(FeedRunner(feed, self._feed_config(v), self.clock,
+                                              session).run(), name=f"feed:{v}")
+                    for v, feed in self.feeds.items()
+                ]
+                await self._await_books(stop, self.config.watchdog.startup_book_timeout_s)
+                self.strategies.start()
+                self.ready = True
+                self.notifier.ready(self.status_line())
+                log.info("service_ready", status=self.status_line())
+                watchdog = tg.create_task(self._watchdog(stop), name="watchdog")
+                await stop.wait()
+                await self._shutdown(feed_tasks + [watchdog])
+        finally:
+            if server is not None:
+                await server.stop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+        log.info("service_stopped")
+        return 0
+
+    async def _await_books(self, stop: asyncio.Event, timeout_s: float) -> None:
+        deadline = monotonic() + timeout_s
+        while not stop.is_set() and monotonic() < deadline:
+            if all(f.books_valid for f in self.feeds.values()):
+                return
+            await asyncio.sleep(0.05)
+        if not stop.is_set():
+            log.warning("startup_without_books", status=self.status_line())
+
+    async def _shutdown(self, tasks: Iterable[asyncio.Task[Any]]) -> None:
+        self.notifier.stopping()
+        log.info("service_stopping")
+        self.strategies.stop()
+        for state in self.execution.open_orders():
+            self.execution.canceled(state.order.order_id, "shutdown", self.clock.now_ns())
+        self.portfolio.publish_equity()
+        flushed = await asyncio.to_thread(self.writer.flush)
+        if not flushed:
+            log.error("store_flush_timed_out")
+        for task in tasks:
+            task.cancel()
+        await asyncio.to_thread(self.close)
+
+    async def _watchdog(self, stop: asyncio.Event) -> None:
+        interval = self.notifier.watchdog_interval_s or 5.0
+        throttle = Throttle(60.0)
+        last_published = self.bus.published
+        cfg = self.config.watchdog
+        while not stop.is_set():
+            before = monotonic()
+            await asyncio.sleep(interval)
+            lag = monotonic() - before - interval
+            reasons = []
+            if lag > cfg.max_loop_lag_s:
+                reasons.append("loop_lag")
+            if self.feeds and self.bus.published == last_published:
+                reasons.append("bus_stalled")
+            if self.writer.queue_ratio > cfg.max_writer_queue_ratio:
+                reasons.append("writer_behind")
+            last_published = self.bus.published
+            self.notifier.status(self.status_line())
+            if not reasons:
+                self.notifier.watchdog()
+                continue
+            for reason in reasons:
+                WATCHDOG_SKIPS.labels(reason).inc()
+            if throttle.ready(tuple(reasons)) is not None:
+                log.warning("watchdog_withheld", reasons=reasons, lag_s=round(lag, 3))
+
+    def _orders_json(self) -> list[dict[str, Any]]:
+        return [
+            {"order_id": s.order.order_id, "instrument": str(s.order.instrument),
+             "side": s.order.side.name, "quantity": str(s.order.quantity),
+             "status": s.status.value, "filled": str(s.filled), "reason": s.reason}
+            for s in list(self.execution.orders.values())[-100:]
+        ]
+
+    # --- replay ---------------------------------------------------------------------------
+
+    async def run_replay(self, recordings: list[Recording], speed: float = 0.0,
+                         progress: bool | None = None) -> dict[str, Any]:
+        """Play recordings through the whole pipeline; return the summary."""
+        assert isinstance(self.clock, SimClock)
+        if recordings:
+            # Start simulated time at the first message, not at the epoch.
+            self.clock.advance_to(first_timestamp(recordings[0].path))
+        self.open_store()
+        warmup_all()
+        self.strategies.start()
+        self.ready = True
+        driver = ReplayDriver(self.feeds, self.clock, recordings)
+        started = monotonic()
+        await driver.run(speed=speed, progress=progress)
+        elapsed = monotonic() - started
+        self.strategies.stop()
+        final = self.portfolio.publish_equity()
+        self.close()
+        return self._summary(driver.messages, elapsed, final.equity)
+
+    def _summary(self, messages: int, elapsed: float, equity: Decimal) -> dict[str, Any]:
+        books = [b for f in self.feeds.values() for b in f.books.values()]
+        parse_errors = sum(sum(f.stats.parse_errors.values()) for f in self.feeds.values())
+        return {
+            "messages": messages,
+            "gaps": sum(b.gaps for b in books),
+            "resyncs": sum(b.resyncs for b in books),
+            "parse_errors": parse_errors,
+            "books_valid": all(b.valid for b in books),
+            "books": {str(b.instrument.id): {"state": b.state.value, "gaps": b.gaps,
+                                             "snapshots": b.snapshots,
+                                             "stale_dropped": b.stale_dropped}
+                      for b in books},
+            "orders": self.counts.orders,
+            "denied": self.counts.denied,
+            "fills": self.counts.fills,
+            "final_equity": str(equity),
+            "fills_sha256": self.digest.hexdigest(),
+            "elapsed_s": round(elapsed, 3),
+            "messages_per_second": round(messages / elapsed) if elapsed > 0 else 0,
+        }
+
+
+def live_app(config: Config, notifier: Notifier) -> App:
+    """Build the App for a live run."""
+    return App(config, LiveClock(), notifier=notifier)

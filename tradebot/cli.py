@@ -1,0 +1,149 @@
+"""`tradebot run | replay | check-config | version`; errors become exit codes.
+
+Exit codes: 0 ok; 1 a broken invariant or unexpected error (systemd restarts); 2 usage;
+65 bad input data (EX_DATAERR); 66 missing input file (EX_NOINPUT); 78 bad config (EX_CONFIG,
+which the unit does not restart on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+import uvloop
+
+from tradebot import __version__
+from tradebot.config import Config, default_config_path, load_config
+from tradebot.errors import ConfigError, DataError, InvariantError
+from tradebot.log import setup_logging
+
+EX_OK, EX_SOFTWARE, EX_USAGE, EX_DATAERR, EX_NOINPUT, EX_CONFIG = 0, 1, 2, 65, 66, 78
+
+log = structlog.get_logger("tradebot.cli")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tradebot", description=__doc__.splitlines()[0])
+    p.add_argument("--config", type=Path, help="TOML config file (default: built-in defaults, "
+                   "$TRADEBOT_CONFIG or $CONFIGURATION_DIRECTORY/tradebot.toml)")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the daemon on live feeds")
+    rp = sub.add_parser("replay", help="play recordings through the whole pipeline")
+    rp.add_argument("files", nargs="+", type=Path, help="recordings, played in order")
+    rp.add_argument("--venue", help="venue of the recordings (default: detected)")
+    rp.add_argument("--speed", type=float, default=0.0,
+                    help="multiple of real time (default 0: as fast as possible)")
+    rp.add_argument("--json", action="store_true", help="print one JSON summary object")
+    rp.add_argument("--db", help="database URL (default: a temporary SQLite file)")
+    rp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cc = sub.add_parser("check-config", help="validate a config file and exit")
+    cc.add_argument("path", nargs="?", type=Path, help="config file (default: as for run)")
+    sub.add_parser("version", help="print the version")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    if args.command == "version":
+        print(f"tradebot {__version__}")
+        return EX_OK
+    path = args.config
+    if args.command == "check-config" and args.path is not None:
+        path = args.path
+    try:
+        config = load_config(path if path is not None else default_config_path())
+    except ConfigError as exc:
+        print(f"tradebot: config error: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    if args.command == "check-config":
+        print(f"config ok: {config.source}")
+        return EX_OK
+    quiet = args.command == "replay" and args.json
+    setup_logging("warning" if quiet else config.log.level, config.log.format,
+                  sys.stderr if args.command == "replay" else None)
+    try:
+        if args.command == "run":
+            return _run(config)
+        return _replay(config, args)
+    except ConfigError as exc:
+        log.error("config_invalid", error=str(exc))
+        return EX_CONFIG
+    except FileNotFoundError as exc:
+        log.error("input_missing", error=str(exc))
+        return EX_NOINPUT
+    except DataError as exc:
+        log.error("input_invalid", error=str(exc))
+        return EX_DATAERR
+    except InvariantError as exc:
+        log.critical("invariant_broken", error=str(exc), exc_info=exc)
+        return EX_SOFTWARE
+    except ExceptionGroup as group:
+        # A task of the live TaskGroup failed: report the first cause, exit non-zero.
+        log.critical("service_failed", error=repr(group.exceptions[0]), exc_info=group)
+        return EX_SOFTWARE
+
+
+def _run(config: Config) -> int:
+    from tradebot.app import live_app
+    from tradebot.systemd import Notifier
+
+    notifier = Notifier()
+    app = live_app(config, notifier)
+    log.info("service_starting", version=__version__, config=config.source,
+             database=_redact(config.database_url()))
+    return uvloop.run(app.run_live())
+
+
+def _replay(config: Config, args: argparse.Namespace) -> int:
+    from tradebot.app import App
+    from tradebot.clock import SimClock
+    from tradebot.config import StateConfig
+    from tradebot.feeds.replay import inspect
+
+    recordings = [inspect(p, args.venue) for p in args.files]
+    instruments = config.instrument_map()
+    by_symbol = {(i.id.venue, i.venue_symbol): i for i in instruments.values()}
+    feed_instruments: dict[str, list[Any]] = {}
+    for rec in recordings:
+        for sym in rec.depth_symbols:
+            inst = by_symbol.get((rec.venue, sym))
+            if inst is None:
+                raise ConfigError(f"{rec.path}: {sym} on {rec.venue} has no [[instruments]] entry",
+                                  key="instruments", source=config.source)
+            if inst not in feed_instruments.setdefault(rec.venue, []):
+                feed_instruments[rec.venue].append(inst)
+    with tempfile.TemporaryDirectory(prefix="tradebot-replay-") as tmp:
+        url = args.db or f"sqlite:///{Path(tmp) / 'replay.sqlite3'}"
+        state = StateConfig(**{**_fields(config.state), "database_url": url})
+        import dataclasses
+
+        config = dataclasses.replace(config, state=state)
+        app = App(config, SimClock(), feed_instruments=feed_instruments)
+        summary = uvloop.run(app.run_replay(recordings, speed=args.speed,
+                                            progress=False if args.no_progress else None))
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        for key, value in summary.items():
+            if key != "books":
+                print(f"{key:>20}: {value}")
+    return EX_OK
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

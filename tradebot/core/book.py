@@ -1,0 +1,157 @@
+"""L2 order book kernels over integer price and size units.
+
+Layout of one book (capacity `cap`):
+- `keys[2, cap]` int64: row 0 bids keyed by price, row 1 asks keyed by -price, each ascending,
+  so the best level of both sides sits at index `counts[side] - 1` and top-of-book changes
+  shift few elements;
+- `sizes[2, cap]` int64 size units; `counts[2]` int64 levels per side;
+- `top[4]` int64 written after every apply: best bid price, size, best ask price, size
+  (0 when a side is empty).
+An update array `levels[k, 3]` holds (side, price units, size units): side 1 bid, -1 ask;
+size 0 removes the level (removing an absent level is normal and ignored).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+OK = 0
+CAPACITY = 1  # nothing applied: grow the arrays and call again
+CROSSED = 2  # applied, but best bid >= best ask: the book is invalid
+BAD_LEVEL = 3  # a negative price or size or an unknown side: nothing after it applied
+
+
+@njit(cache=True, nogil=True)
+def _search(keys: np.ndarray, row: int, n: int, key: int) -> int:
+    lo = 0
+    hi = n
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if keys[row, mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True, nogil=True)
+def _set_level(keys: np.ndarray, sizes: np.ndarray, counts: np.ndarray, row: int, key: int,
+               size: int) -> None:
+    n = counts[row]
+    pos = _search(keys, row, n, key)
+    found = pos < n and keys[row, pos] == key
+    if size == 0:
+        if found:
+            for i in range(pos, n - 1):
+                keys[row, i] = keys[row, i + 1]
+                sizes[row, i] = sizes[row, i + 1]
+            counts[row] = n - 1
+    elif found:
+        sizes[row, pos] = size
+    else:
+        for i in range(n, pos, -1):
+            keys[row, i] = keys[row, i - 1]
+            sizes[row, i] = sizes[row, i - 1]
+        keys[row, pos] = key
+        sizes[row, pos] = size
+        counts[row] = n + 1
+
+
+@njit(cache=True, nogil=True)
+def _write_top(keys: np.ndarray, sizes: np.ndarray, counts: np.ndarray, top: np.ndarray) -> int:
+    nb = counts[0]
+    na = counts[1]
+    top[0] = keys[0, nb - 1] if nb > 0 else 0
+    top[1] = sizes[0, nb - 1] if nb > 0 else 0
+    top[2] = -keys[1, na - 1] if na > 0 else 0
+    top[3] = sizes[1, na - 1] if na > 0 else 0
+    if nb > 0 and na > 0 and top[0] >= top[2]:
+        return CROSSED
+    return OK
+
+
+@njit(cache=True, nogil=True)
+def book_apply(keys: np.ndarray, sizes: np.ndarray, counts: np.ndarray, levels: np.ndarray,
+               n_levels: int, top: np.ndarray) -> int:
+    """Apply `levels[:n_levels]` to the book and write the top of book; return a status."""
+    cap = keys.shape[1]
+    if counts[0] + n_levels > cap or counts[1] + n_levels > cap:
+        return CAPACITY
+    for j in range(n_levels):
+        side = levels[j, 0]
+        price = levels[j, 1]
+        size = levels[j, 2]
+        if price < 0 or size < 0 or (side != 1 and side != -1):
+            _write_top(keys, sizes, counts, top)
+            return BAD_LEVEL
+        if side == 1:
+            _set_level(keys, sizes, counts, 0, price, size)
+        else:
+            _set_level(keys, sizes, counts, 1, -price, size)
+    return _write_top(keys, sizes, counts, top)
+
+
+@njit(cache=True, nogil=True)
+def book_clear(counts: np.ndarray, top: np.ndarray) -> None:
+    """Empty both sides."""
+    counts[0] = 0
+    counts[1] = 0
+    top[:] = 0
+
+
+@njit(cache=True, nogil=True)
+def book_walk(keys: np.ndarray, sizes: np.ndarray, counts: np.ndarray, taker_side: int,
+              quantity: int, limit_price: int, out: np.ndarray) -> int:
+    """Walk the opposite side for a taker of `quantity` size units, best level first.
+
+    `limit_price` <= 0 means no limit. Writes (price units, size units) pairs taken into
+    `out[k, 2]` and returns the number of levels used; the book itself is not modified.
+    """
+    row = 1 if taker_side == 1 else 0
+    n = counts[row]
+    remaining = quantity
+    used = 0
+    i = n - 1
+    while remaining > 0 and i >= 0 and used < out.shape[0]:
+        price = -keys[row, i] if row == 1 else keys[row, i]
+        if limit_price > 0 and ((taker_side == 1 and price > limit_price)
+                                or (taker_side == -1 and price < limit_price)):
+            break
+        take = min(remaining, sizes[row, i])
+        out[used, 0] = price
+        out[used, 1] = take
+        remaining -= take
+        used += 1
+        i -= 1
+    return used
+
+
+@njit(cache=True, nogil=True)
+def book_levels(keys: np.ndarray, sizes: np.ndarray, counts: np.ndarray, row: int, depth: int,
+                out: np.ndarray) -> int:
+    """Copy up to `depth` best levels of a side (0 bids, 1 asks) as (price, size) into `out`."""
+    n = counts[row]
+    k = min(depth, n, out.shape[0])
+    for j in range(k):
+        key = keys[row, n - 1 - j]
+        out[j, 0] = -key if row == 1 else key
+        out[j, 1] = sizes[row, n - 1 - j]
+    return k
+
+
+def new_book(capacity: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Allocate empty (keys, sizes, counts, top) arrays for one book."""
+    return (np.zeros((2, capacity), np.int64), np.zeros((2, capacity), np.int64),
+            np.zeros(2, np.int64), np.zeros(4, np.int64))
+
+
+def warmup() -> None:
+    """Compile every kernel of this module with production types."""
+    keys, sizes, counts, top = new_book(8)
+    levels = np.array([[1, 100, 5], [-1, 101, 7]], np.int64)
+    book_apply(keys, sizes, counts, levels, 2, top)
+    out = np.zeros((4, 2), np.int64)
+    book_walk(keys, sizes, counts, 1, 3, 0, out)
+    book_levels(keys, sizes, counts, 0, 4, out)
+    book_clear(counts, top)

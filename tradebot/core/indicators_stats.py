@@ -1,0 +1,442 @@
+"""Statistical indicators on bars: rate of change, Bollinger bands, rolling z-score, realized
+volatility, Stochastic %K/%D.
+
+Same three-part shape as `indicators.py`. Windows carry a running mean and sum of squared
+deviations (Welford's update, sliding form), recomputed in two passes when a leaving value
+cancels most of it; a standard deviation below 1e-12 of the mean counts as zero, so a flat
+window reads as flat, not as rounding noise.
+
+- ROC: TA-Lib's TA_ROC, 100 * (x[t] / x[t-n] - 1); NaN over a zero price (TA-Lib gives 0).
+- Bollinger bands (J. Bollinger, "Bollinger on Bollinger Bands", 2001): SMA(n) +/- k population
+  standard deviations, as TA_BBANDS; %b = (close - lower) / (upper - lower) and bandwidth =
+  (upper - lower) / middle, both from the same book; %b is NaN on a flat window.
+- Rolling z-score: (x - mean) / population standard deviation over the last n values; NaN on a
+  flat window.
+- Realized volatility (Andersen and Bollerslev, "Answering the skeptics", Int. Econ. Review
+  1998): sqrt of the sum of the last n squared log returns, not annualised.
+- Stochastic (G. Lane): fast %K = 100 (close - lowest low) / (highest high - lowest low) over
+  k bars, slow %K = SMA(fast %K, k_smooth), %D = SMA(slow %K, d), as TA_STOCH with SMA;
+  fast %K is 50 on a flat window (TA-Lib gives 0). Slow %K is emitted as soon as it is defined.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from tradebot.core.rolling import (
+    NAN,
+    check_period,
+    is_flat,
+    ring_extreme_push,
+    ring_push,
+    rolling_moments,
+    rolling_sum_nonneg,
+    window_moments,
+    window_sum_nonneg,
+)
+
+BOLLINGER_OUT = 5  # upper, middle, lower, %b, bandwidth
+STOCH_OUT = 2  # %K, %D
+
+
+# --- ROC: block [n, count, pos, ring(n)] -----------------------------------------------------
+
+
+def roc_size(n: int) -> int:
+    """Return the state block length of a rate of change over `n` values."""
+    return 3 + n
+
+
+def roc_init(s: np.ndarray, o: int, n: int) -> None:
+    """Write a fresh ROC block at `s[o:]`."""
+    check_period(n)
+    s[o : o + roc_size(n)] = 0.0
+    s[o] = n
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _roc_value(x: float, old: float) -> float:
+    if old == 0.0:
+        return NAN
+    return ((x / old) - 1.0) * 100.0
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def roc_step(s: np.ndarray, o: int, x: float) -> float:
+    """Feed `x` to the ROC block at `o`; return the percent change over n values or NaN."""
+    n = int(s[o])
+    count = s[o + 1] + 1.0
+    s[o + 1] = count
+    old = ring_push(s, o + 3, n, o + 2, x)
+    if count <= n:
+        return NAN
+    return _roc_value(x, old)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def roc(x: np.ndarray, n: int) -> np.ndarray:
+    """Return the rate of change in percent, 100 * (x[t] / x[t-n] - 1)."""
+    if n < 1:
+        raise ValueError("period must be >= 1")
+    out = np.full(x.size, NAN)
+    for i in range(n, x.size):
+        out[i] = _roc_value(x[i], x[i - n])
+    return out
+
+
+def roc_state(n: int) -> np.ndarray:
+    """Return a fresh state for `roc_update`."""
+    s = np.zeros(roc_size(n))
+    roc_init(s, 0, n)
+    return s
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def roc_update(state: np.ndarray, x: float) -> float:
+    """Feed one value; return the ROC or NaN."""
+    return roc_step(state, 0, x)
+
+
+
+# --- Bollinger: block [n, count, mult, mean, m2, pos, ring(n)] -------------------------------
+
+
+def bollinger_size(n: int, mult: float) -> int:
+    """Return the state block length of Bollinger bands over `n` values."""
+    return 6 + n
+
+
+def bollinger_init(s: np.ndarray, o: int, n: int, mult: float) -> None:
+    """Write a fresh Bollinger block at `s[o:]`."""
+    check_period(n)
+    if not mult > 0.0:
+        raise ValueError(f"multiplier must be > 0, got {mult}")
+    s[o : o + bollinger_size(n, mult)] = 0.0
+    s[o] = n
+    s[o + 2] = mult
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _bands(
+    x: float, mean: float, m2: float, n: int, mult: float, out: np.ndarray, k: int
+) -> None:
+    width = 0.0 if is_flat(m2, n, mean) else mult * math.sqrt(m2 / n)
+    upper = mean + width
+    lower = mean - width
+    out[k] = upper
+    out[k + 1] = mean
+    out[k + 2] = lower
+    out[k + 3] = (x - lower) / (upper - lower) if upper > lower else NAN
+    out[k + 4] = (upper - lower) / mean if mean != 0.0 else NAN
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _fill_nan(out: np.ndarray, k: int, m: int) -> None:
+    for j in range(k, k + m):
+        out[j] = NAN
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def bollinger_step(s: np.ndarray, o: int, x: float, out: np.ndarray, k: int) -> None:
+    """Feed `x` to the Bollinger block at `o`; write upper, middle, lower, %b, bandwidth."""
+    n = int(s[o])
+    count = s[o + 1] + 1.0
+    s[o + 1] = count
+    mean, m2 = window_moments(s, o + 3, o + 6, n, count, x)
+    if count < n:
+        _fill_nan(out, k, BOLLINGER_OUT)
+        return
+    _bands(x, mean, m2, n, s[o + 2], out, k)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def bollinger(x: np.ndarray, n: int, mult: float) -> np.ndarray:
+    """Return Bollinger columns (upper, middle, lower, %b, bandwidth) as an (len(x), 5) array."""
+    if n < 1:
+        raise ValueError("period must be >= 1")
+    out = np.full((x.size, BOLLINGER_OUT), NAN)
+    means, m2s = rolling_moments(x, n)
+    row = np.empty(BOLLINGER_OUT)
+    for i in range(n - 1, x.size):
+        _bands(x[i], means[i], m2s[i], n, mult, row, 0)
+        out[i] = row
+    return out
+
+
+def bollinger_state(n: int, mult: float) -> np.ndarray:
+    """Return a fresh state for `bollinger_update`."""
+    s = np.zeros(bollinger_size(n, mult))
+    bollinger_init(s, 0, n, mult)
+    return s
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def bollinger_update(state: np.ndarray, x: float, out: np.ndarray) -> None:
+    """Feed one value; write upper, middle, lower, %b, bandwidth to `out[0:5]`."""
+    bollinger_step(state, 0, x, out, 0)
+
+
+# --- rolling z-score: block [n, count, -, mean, m2, pos, ring(n)], the Bollinger layout -------
+
+
+def zscore_size(n: int) -> int:
+    """Return the state block length of a rolling z-score over `n` values."""
+    return 6 + n
+
+
+def zscore_init(s: np.ndarray, o: int, n: int) -> None:
+    """Write a fresh z-score block at `s[o:]`."""
+    check_period(n, 2)
+    s[o : o + zscore_size(n)] = 0.0
+    s[o] = n
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _zscore_value(x: float, mean: float, m2: float, n: int) -> float:
+    if is_flat(m2, n, mean):
+        return NAN
+    return (x - mean) / math.sqrt(m2 / n)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def zscore_read(s: np.ndarray, o: int, x: float) -> float:
+    """Return the z-score of `x` in the window of the z-score or Bollinger block at `o`."""
+    n = int(s[o])
+    if s[o + 1] < n:
+        return NAN
+    return _zscore_value(x, s[o + 3], s[o + 4], n)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def zscore_step(s: np.ndarray, o: int, x: float) -> float:
+    """Feed `x` to the z-score block at `o`; return its z-score in the window or NaN."""
+    n = int(s[o])
+    count = s[o + 1] + 1.0
+    s[o + 1] = count
+    window_moments(s, o + 3, o + 6, n, count, x)
+    return zscore_read(s, o, x)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def zscore(x: np.ndarray, n: int) -> np.ndarray:
+    """Return the rolling z-score of `x` over `n` values (population standard deviation)."""
+    if n < 2:
+        raise ValueError("period must be >= 2")
+    out = np.full(x.size, NAN)
+    means, m2s = rolling_moments(x, n)
+    for i in range(n - 1, x.size):
+        out[i] = _zscore_value(x[i], means[i], m2s[i], n)
+    return out
+
+
+def zscore_state(n: int) -> np.ndarray:
+    """Return a fresh state for `zscore_update`."""
+    s = np.zeros(zscore_size(n))
+    zscore_init(s, 0, n)
+    return s
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def zscore_update(state: np.ndarray, x: float) -> float:
+    """Feed one value; return the rolling z-score or NaN."""
+    return zscore_step(state, 0, x)
+
+
+# --- realized volatility: block [n, count, previous, sum, pos, ring(n)] ----------------------
+
+
+def realized_vol_size(n: int) -> int:
+    """Return the state block length of realized volatility over `n` returns."""
+    return 5 + n
+
+
+def realized_vol_init(s: np.ndarray, o: int, n: int) -> None:
+    """Write a fresh realized-volatility block at `s[o:]`."""
+    check_period(n)
+    s[o : o + realized_vol_size(n)] = 0.0
+    s[o] = n
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def realized_vol_step(s: np.ndarray, o: int, price: float) -> float:
+    """Feed a price to the block at `o`; return sqrt(sum of the last n squared log returns)."""
+    n = int(s[o])
+    count = s[o + 1] + 1.0
+    s[o + 1] = count
+    prev = s[o + 2]
+    s[o + 2] = price
+    if count == 1.0:
+        return NAN
+    r = math.log(price / prev)
+    total = window_sum_nonneg(s, o + 3, o + 5, n, count - 1.0, r * r)
+    if count <= n:
+        return NAN
+    return math.sqrt(total)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def realized_vol(price: np.ndarray, n: int) -> np.ndarray:
+    """Return realized volatility over the last `n` log returns (first value at index n)."""
+    if n < 1:
+        raise ValueError("period must be >= 1")
+    out = np.full(price.size, NAN)
+    if price.size <= n:
+        return out
+    r2 = np.empty(price.size - 1)
+    for i in range(1, price.size):
+        r = math.log(price[i] / price[i - 1])
+        r2[i - 1] = r * r
+    sums = rolling_sum_nonneg(r2, n)
+    for i in range(n, price.size):
+        out[i] = math.sqrt(sums[i - 1])
+    return out
+
+
+def realized_vol_state(n: int) -> np.ndarray:
+    """Return a fresh state for `realized_vol_update`."""
+    s = np.zeros(realized_vol_size(n))
+    realized_vol_init(s, 0, n)
+    return s
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def realized_vol_update(state: np.ndarray, price: float) -> float:
+    """Feed one price; return realized volatility or NaN."""
+    return realized_vol_step(state, 0, price)
+
+
+# --- Stochastic: block [k, count, pos, high slot, low slot, high ring(k), low ring(k),
+#     mean(k_smooth), mean(d)]; the slots hold where the window's extremes sit.
+# %K and %D are means of values in [0, 100]: they use the non-negative window sum, so a run of
+# zeros averages to exactly 0 (TA-Lib's running sum leaves rounding residue such as -3e-14).
+
+
+def _mean_size(n: int) -> int:
+    return 4 + n
+
+
+def _mean_init(s: np.ndarray, o: int, n: int) -> None:
+    check_period(n)
+    s[o : o + _mean_size(n)] = 0.0
+    s[o] = n
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _mean_step(s: np.ndarray, o: int, x: float) -> float:
+    # block [n, count, sum, pos, ring(n)]
+    n = int(s[o])
+    count = s[o + 1] + 1.0
+    s[o + 1] = count
+    total = window_sum_nonneg(s, o + 2, o + 4, n, count, x)
+    return total / n if count >= n else NAN
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _rolling_mean(x: np.ndarray, n: int) -> np.ndarray:
+    return rolling_sum_nonneg(x, n) / n
+
+
+def stoch_size(k: int, k_smooth: int, d: int) -> int:
+    """Return the state block length of the Stochastic oscillator."""
+    return 5 + 2 * k + _mean_size(k_smooth) + _mean_size(d)
+
+
+def stoch_init(s: np.ndarray, o: int, k: int, k_smooth: int, d: int) -> None:
+    """Write a fresh Stochastic block at `s[o:]`."""
+    check_period(k)
+    s[o : o + 5 + 2 * k] = 0.0
+    s[o] = k
+    _mean_init(s, o + 5 + 2 * k, k_smooth)
+    _mean_init(s, o + 5 + 2 * k + _mean_size(k_smooth), d)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _fast_k(close: float, highest: float, lowest: float) -> float:
+    diff = (highest - lowest) / 100.0
+    if diff == 0.0:
+        return 50.0  # flat window: the close sits in the middle of a zero range
+    return (close - lowest) / diff
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def stoch_step(
+    s: np.ndarray, o: int, high: float, low: float, close: float, out: np.ndarray, k: int
+) -> None:
+    """Feed one bar to the Stochastic block at `o`; write slow %K and %D to `out[k:k+2]`."""
+    n = int(s[o])
+    count = s[o + 1] + 1.0
+    s[o + 1] = count
+    pos = int(s[o + 2])
+    s[o + 2] = pos + 1 if pos + 1 < n else 0
+    highest = ring_extreme_push(s, o + 5, n, pos, o + 3, high, count, 1.0)
+    lowest = ring_extreme_push(s, o + 5 + n, n, pos, o + 4, low, count, -1.0)
+    out[k] = NAN
+    out[k + 1] = NAN
+    if count < n:
+        return
+    o_k = o + 5 + 2 * n
+    slow = _mean_step(s, o_k, _fast_k(close, highest, lowest))
+    out[k] = slow
+    if slow == slow:
+        out[k + 1] = _mean_step(s, o_k + 4 + int(s[o_k]), slow)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _window_extreme(x: np.ndarray, start: int, stop: int, sign: float) -> int:
+    best = start
+    for j in range(start + 1, stop):
+        if sign * x[j] >= sign * x[best]:
+            best = j
+    return best
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _next_extreme(x: np.ndarray, best: int, start: int, i: int, sign: float) -> int:
+    if best < start:
+        return _window_extreme(x, start, i + 1, sign)
+    if sign * x[i] >= sign * x[best]:
+        return i
+    return best
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def stoch(
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, k: int, k_smooth: int, d: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return slow %K (SMA of fast %K) and %D (SMA of slow %K), as TA_STOCH with SMA."""
+    if k < 1 or k_smooth < 1 or d < 1:
+        raise ValueError("periods must be >= 1")
+    size = close.size
+    fast = np.full(size, NAN)
+    hi = -1
+    lo = -1
+    for i in range(k - 1, size):
+        start = i - k + 1
+        # Rescan a window only when its extreme has left it, as TA-Lib does.
+        hi = _next_extreme(high, hi, start, i, 1.0)
+        lo = _next_extreme(low, lo, start, i, -1.0)
+        fast[i] = _fast_k(close[i], high[hi], low[lo])
+    slow = np.full(size, NAN)
+    pct_d = np.full(size, NAN)
+    if size >= k:
+        slow[k - 1 :] = _rolling_mean(fast[k - 1 :], k_smooth)
+    first = k + k_smooth - 2
+    if size > first:
+        pct_d[first:] = _rolling_mean(slow[first:], d)
+    return slow, pct_d
+
+
+def stoch_state(k: int, k_smooth: int, d: int) -> np.ndarray:
+    """Return a fresh state for `stoch_update`."""
+    s = np.zeros(stoch_size(k, k_smooth, d))
+    stoch_init(s, 0, k, k_smooth, d)
+    return s
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def stoch_update(state: np.ndarray, high: float, low: float, close: float, out: np.ndarray) -> None:
+    """Feed one bar; write slow %K and %D to `out[0:2]`."""
+    stoch_step(state, 0, high, low, close, out, 0)

@@ -1,0 +1,363 @@
+"""Compiled helpers shared by the rolling-window kernels.
+
+State blocks are slices of one float64 array: a kernel receives the array `s` and the offset `o`
+of its block, so the same step function serves a standalone state and the packed state of the
+fused kernels. Counters and ring positions are stored as float64 (exact below 2**53).
+
+Rolling sums come in two kinds, chosen for their rounding behaviour:
+- non-negative values (volume, squared returns): the sum is carried forward and re-summed from
+  the window whenever the value leaving it exceeds `RESUM_RATIO` times what remains, so a spike
+  leaving the window never leaves its rounding error (or a negative sum) behind;
+- signed values: re-summed each time the ring wraps, which bounds the accumulated error to one
+  window's worth of rounding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+RESUM_RATIO = 1e3
+FLAT_RATIO = 1e-12  # a standard deviation below this fraction of the mean is rounding noise
+NAN = math.nan
+
+
+def check_period(n: int, least: int = 1) -> None:
+    """Raise ValueError unless the window length `n` is at least `least`."""
+    if n < least:
+        raise ValueError(f"period must be >= {least}, got {n}")
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def ring_push(s: np.ndarray, ring: int, n: int, pos_at: int, x: float) -> float:
+    """Write `x` over the oldest slot of the ring at `s[ring:ring+n]`, return the value it replaced.
+
+    `s[pos_at]` holds the index of the oldest slot and is advanced.
+    """
+    pos = int(s[pos_at])
+    old = s[ring + pos]
+    s[ring + pos] = x
+    pos += 1
+    if pos == n:
+        pos = 0
+    s[pos_at] = pos
+    return old
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def ring_sum(s: np.ndarray, ring: int, n: int, pos: int) -> float:
+    """Sum the ring oldest first (the order a batch loop over the window uses)."""
+    total = 0.0
+    for j in range(n):
+        k = pos + j
+        if k >= n:
+            k -= n
+        total += s[ring + k]
+    return total
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def array_sum(x: np.ndarray, start: int, stop: int) -> float:
+    """Sum `x[start:stop]` left to right."""
+    total = 0.0
+    for i in range(start, stop):
+        total += x[i]
+    return total
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def ring_extreme_push(
+    s: np.ndarray, ring: int, n: int, slot: int, best_at: int, x: float, count: float,
+    sign: float,
+) -> float:
+    """Write `x` at `slot` of the ring; return the ring's max (sign 1) or min (sign -1).
+
+    `s[best_at]` keeps the slot of that extreme; the ring is rescanned only when the extreme
+    itself is overwritten. `count` counts values written, this one included.
+    """
+    s[ring + slot] = x
+    best = int(s[best_at])
+    if count == 1.0:
+        best = slot
+    elif best == slot:
+        best = 0
+        for j in range(1, min(int(count), n)):
+            if sign * s[ring + j] >= sign * s[ring + best]:
+                best = j
+    elif sign * x >= sign * s[ring + best]:
+        best = slot
+    s[best_at] = best
+    return s[ring + best]
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def needs_resum(remaining: float, leaving: float) -> bool:
+    """Tell whether a non-negative running sum lost too much precision to a leaving value."""
+    return leaving > RESUM_RATIO * remaining
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def wilder(prev: float, x: float, n: int) -> float:
+    """Apply Wilder's smoothing, in TA-Lib's operation order."""
+    prev *= n - 1
+    prev += x
+    return prev / n
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def true_range(high: float, low: float, prev_close: float) -> float:
+    """Return Wilder's true range, in TA-Lib's comparison order."""
+    greatest = high - low
+    v = abs(prev_close - high)
+    if v > greatest:
+        greatest = v
+    v = abs(low - prev_close)
+    if v > greatest:
+        greatest = v
+    return greatest
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def welford_add(mean: float, m2: float, k: int, x: float) -> tuple[float, float]:
+    """Add `x` as the `k`-th value to a running mean and sum of squared deviations."""
+    delta = x - mean
+    mean += delta / k
+    m2 += delta * (x - mean)
+    return mean, m2
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def welford_slide(mean: float, m2: float, n: int, x: float, old: float) -> tuple[float, float]:
+    """Replace `old` by `x` in a full window of `n` values (add, then remove)."""
+    new_mean = mean + (x - old) / n
+    m2 += (x - old) * (x - new_mean + old - mean)
+    return new_mean, m2
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def two_pass_ring(s: np.ndarray, ring: int, n: int, pos: int) -> tuple[float, float]:
+    """Return mean and sum of squared deviations of the ring, oldest first."""
+    mean = ring_sum(s, ring, n, pos) / n
+    m2 = 0.0
+    for j in range(n):
+        k = pos + j
+        if k >= n:
+            k -= n
+        d = s[ring + k] - mean
+        m2 += d * d
+    return mean, m2
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def two_pass_array(x: np.ndarray, start: int, stop: int) -> tuple[float, float]:
+    """Return mean and sum of squared deviations of `x[start:stop]`."""
+    n = stop - start
+    mean = array_sum(x, start, stop) / n
+    m2 = 0.0
+    for i in range(start, stop):
+        d = x[i] - mean
+        m2 += d * d
+    return mean, m2
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def is_flat(m2: float, n: float, mean: float) -> bool:
+    """Tell whether a sum of squared deviations over `n` values is only rounding noise."""
+    return m2 <= n * (FLAT_RATIO * mean) ** 2
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def m2_lost_precision(m2_before: float, m2_after: float) -> bool:
+    """Tell whether a sliding update cancelled most of the sum of squared deviations."""
+    return m2_after <= 0.0 or m2_before > RESUM_RATIO * m2_after
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def window_sum_nonneg(s: np.ndarray, at: int, ring: int, n: int, count: float, x: float) -> float:
+    """Push a non-negative `x` into the window at `ring` (its position at `at+1`); return the sum.
+
+    `s[at]` carries the sum. `count` counts values pushed, this one included.
+    """
+    old = ring_push(s, ring, n, at + 1, x)
+    if count <= n:
+        total = s[at] + x
+    else:
+        remaining = s[at] - old
+        if needs_resum(remaining, old):
+            total = ring_sum(s, ring, n, int(s[at + 1]))
+        else:
+            total = remaining + x
+    s[at] = total
+    return total
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def rolling_sum_nonneg(x: np.ndarray, n: int) -> np.ndarray:
+    """Return the sum of each window of `n` non-negative values (NaN before the first full one)."""
+    out = np.full(x.size, NAN)
+    total = 0.0
+    for i in range(x.size):
+        if i < n:
+            total += x[i]
+        else:
+            remaining = total - x[i - n]
+            if needs_resum(remaining, x[i - n]):
+                total = array_sum(x, i - n + 1, i + 1)
+            else:
+                total = remaining + x[i]
+        if i >= n - 1:
+            out[i] = total
+    return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def window_sum_signed(s: np.ndarray, at: int, ring: int, n: int, count: float, x: float) -> float:
+    """Push a signed `x` into the window at `ring` (its position at `at+1`); return the sum."""
+    old = ring_push(s, ring, n, at + 1, x)
+    if count <= n:
+        total = s[at] + x
+    elif s[at + 1] == 0.0:
+        total = ring_sum(s, ring, n, 0)
+    else:
+        total = s[at] - old + x
+    s[at] = total
+    return total
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def rolling_sum_signed(x: np.ndarray, n: int) -> np.ndarray:
+    """Return the sum of each window of `n` signed values (NaN before the first full one)."""
+    out = np.full(x.size, NAN)
+    total = 0.0
+    for i in range(x.size):
+        if i < n:
+            total += x[i]
+        elif (i + 1) % n == 0:
+            total = array_sum(x, i - n + 1, i + 1)
+        else:
+            total = total - x[i - n] + x[i]
+        if i >= n - 1:
+            out[i] = total
+    return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def window_moments(
+    s: np.ndarray, at: int, ring: int, n: int, count: float, x: float
+) -> tuple[float, float]:
+    """Push `x` into the window at `ring`; return its mean and sum of squared deviations.
+
+    `s[at]`, `s[at+1]` carry mean and m2, `s[at+2]` the ring position.
+    """
+    old = ring_push(s, ring, n, at + 2, x)
+    mean = s[at]
+    m2 = s[at + 1]
+    if count <= n:
+        mean, m2 = welford_add(mean, m2, int(count), x)
+    else:
+        new_mean, new_m2 = welford_slide(mean, m2, n, x, old)
+        if m2_lost_precision(m2, new_m2):
+            new_mean, new_m2 = two_pass_ring(s, ring, n, int(s[at + 2]))
+        mean = new_mean
+        m2 = new_m2
+    s[at] = mean
+    s[at + 1] = m2
+    return mean, m2
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def rolling_moments(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return mean and sum of squared deviations of each window of `n` values."""
+    means = np.full(x.size, NAN)
+    m2s = np.full(x.size, NAN)
+    mean = 0.0
+    m2 = 0.0
+    for i in range(x.size):
+        if i < n:
+            mean, m2 = welford_add(mean, m2, i + 1, x[i])
+        else:
+            new_mean, new_m2 = welford_slide(mean, m2, n, x[i], x[i - n])
+            if m2_lost_precision(m2, new_m2):
+                new_mean, new_m2 = two_pass_array(x, i - n + 1, i + 1)
+            mean = new_mean
+            m2 = new_m2
+        if i >= n - 1:
+            means[i] = mean
+            m2s[i] = m2
+    return means, m2s
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def comoment_add(
+    m: tuple[float, float, float, float], k: int, x: float, y: float
+) -> tuple[float, float, float, float]:
+    """Add the `k`-th pair to (mean x, mean y, sum of squared x deviations, co-moment)."""
+    mx, my, m2x, cxy = m
+    dx = x - mx
+    mx += dx / k
+    my += (y - my) / k
+    return mx, my, m2x + dx * (x - mx), cxy + dx * (y - my)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def comoment_remove(
+    m: tuple[float, float, float, float], k: int, x: float, y: float
+) -> tuple[float, float, float, float]:
+    """Remove a pair from moments over `k + 1` pairs, leaving moments over `k`."""
+    mx, my, m2x, cxy = m
+    nx = mx - (x - mx) / k
+    ny = my - (y - my) / k
+    return nx, ny, m2x - (x - nx) * (x - mx), cxy - (x - nx) * (y - my)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def comoment_two_pass(
+    x: np.ndarray, xs: int, y: np.ndarray, ys: int, n: int, first: int
+) -> tuple[float, float, float, float]:
+    """Return moments of the pairs (x[xs+j], y[ys+j]) visiting ring slots from `first` on."""
+    sx = 0.0
+    sy = 0.0
+    for j in range(n):
+        k = (first + j) % n
+        sx += x[xs + k]
+        sy += y[ys + k]
+    mx = sx / n
+    my = sy / n
+    m2x = 0.0
+    cxy = 0.0
+    for j in range(n):
+        k = (first + j) % n
+        dx = x[xs + k] - mx
+        m2x += dx * dx
+        cxy += dx * (y[ys + k] - my)
+    return mx, my, m2x, cxy
+
+
+def warmup() -> None:
+    """Compile every helper of this module with production types."""
+    s = np.zeros(8)
+    x = np.arange(4.0)
+    ring_push(s, 2, 4, 0, 1.0)
+    ring_sum(s, 2, 4, 0)
+    array_sum(x, 0, 4)
+    ring_extreme_push(s, 2, 4, 0, 0, 1.0, 1.0, 1.0)
+    needs_resum(1.0, 2.0)
+    wilder(1.0, 2.0, 14)
+    true_range(2.0, 1.0, 1.5)
+    welford_add(0.0, 0.0, 1, 1.0)
+    welford_slide(1.0, 1.0, 4, 2.0, 1.0)
+    two_pass_ring(s, 2, 4, 0)
+    two_pass_array(x, 0, 4)
+    m2_lost_precision(1.0, 0.5)
+    is_flat(1.0, 4.0, 1.0)
+    window_sum_nonneg(s, 0, 2, 4, 1.0, 1.0)
+    window_sum_signed(s, 0, 2, 4, 1.0, 1.0)
+    window_moments(np.zeros(9), 0, 3, 4, 1.0, 1.0)
+    rolling_sum_nonneg(x, 2)
+    rolling_sum_signed(x, 2)
+    rolling_moments(x, 2)
+    m = comoment_add((0.0, 0.0, 0.0, 0.0), 1, 1.0, 2.0)
+    comoment_remove(m, 1, 1.0, 2.0)
+    comoment_two_pass(x, 0, x, 0, 4, 0)

@@ -1,0 +1,1 @@
+"""Order state machine and execution clients (the paper venue is one)."""

@@ -1,0 +1,164 @@
+"""The order state machine: the single owner of order state, fed by an execution client.
+
+Legal transitions: SUBMITTED -> ACCEPTED | REJECTED; ACCEPTED | PARTIALLY_FILLED ->
+PARTIALLY_FILLED | FILLED | CANCELED. A fill on a terminal order, an overfill or any other
+transition is a broken invariant and raises.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+import structlog
+from prometheus_client import Counter
+
+from tradebot.bus import Bus
+from tradebot.clock import Clock
+from tradebot.domain import Liquidity, OrderStatus
+from tradebot.errors import InvariantError
+from tradebot.events import Fill, OrderUpdated, SubmitOrder
+from tradebot.execution.base import ExecutionClient, Order
+
+log = structlog.get_logger(__name__)
+
+ORDERS = Counter("tradebot_orders_total", "Order state changes, by status", ["status"])
+
+_LEGAL = {
+    OrderStatus.SUBMITTED: {OrderStatus.ACCEPTED, OrderStatus.REJECTED},
+    OrderStatus.ACCEPTED: {OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED,
+                           OrderStatus.CANCELED},
+    OrderStatus.PARTIALLY_FILLED: {OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED,
+                                   OrderStatus.CANCELED},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OrderState:
+    """The engine's record of one order."""
+
+    order: Order
+    status: OrderStatus
+    filled: Decimal
+    notional: Decimal
+    reason: str = ""
+
+    @property
+    def average_price(self) -> Decimal | None:
+        """Return the average fill price, None before the first fill."""
+        return self.notional / self.filled if self.filled else None
+
+
+class ExecutionEngine:
+    """Route approved orders to the execution client and track their state."""
+
+    def __init__(self, bus: Bus, clock: Clock) -> None:
+        self._bus = bus
+        self._clock = clock
+        self._client: ExecutionClient | None = None
+        self.orders: dict[str, OrderState] = {}
+        self._fill_ids = itertools.count(1)
+        self._status_metrics = {s: ORDERS.labels(s.value) for s in OrderStatus}
+
+    def attach(self, client: ExecutionClient) -> None:
+        """Use `client` for every order; subscribe to approved orders."""
+        self._client = client
+        self._bus.subscribe(SubmitOrder, self.on_submit)
+
+    def open_orders(self) -> list[OrderState]:
+        """Return the orders not yet in a terminal state."""
+        return [s for s in self.orders.values() if not s.status.is_terminal]
+
+    def on_submit(self, command: SubmitOrder) -> None:
+        """Record the order and hand it to the client."""
+        intent = command.intent
+        order = Order(order_id=command.order_id, strategy=intent.strategy,
+                      instrument=intent.instrument, side=intent.side,
+                      order_type=intent.order_type, quantity=intent.quantity,
+                      limit_price=intent.limit_price, reduce_only=intent.reduce_only,
+                      ts_submitted=command.ts_event)
+        if order.order_id in self.orders:
+            raise InvariantError(f"duplicate order id {order.order_id}")
+        state = OrderState(order=order, status=OrderStatus.SUBMITTED, filled=Decimal(0),
+                           notional=Decimal(0))
+        self.orders[order.order_id] = state
+        self._publish(state, command.ts_event)
+        assert self._client is not None
+        self._client.submit(order)
+
+    # --- ExecutionReports ---------------------------------------------------------------
+
+    def accepted(self, order_id: str, ts_event: int) -> None:
+        """The venue accepted the order."""
+        self._move(order_id, OrderStatus.ACCEPTED, "", ts_event)
+
+    def rejected(self, order_id: str, reason: str, ts_event: int) -> None:
+        """The venue rejected the order."""
+        self._move(order_id, OrderStatus.REJECTED, reason, ts_event)
+
+    def canceled(self, order_id: str, reason: str, ts_event: int) -> None:
+        """The rest of the order was cancelled."""
+        self._move(order_id, OrderStatus.CANCELED, reason, ts_event)
+
+    def filled(self, order_id: str, *, quantity: Decimal, price: Decimal, fee: Decimal,
+               fee_currency: str, liquidity: Liquidity,
+               levels: tuple[tuple[Decimal, Decimal], ...], slippage_bps: float,
+               ts_event: int) -> None:
+        """Record a fill, publish it, then the order's new state."""
+        state = self._get(order_id)
+        order = state.order
+        filled = state.filled + quantity
+        if quantity <= 0 or filled > order.quantity:
+            raise InvariantError(
+                f"order {order_id}: fill of {quantity} on {state.filled}/{order.quantity} "
+                f"is an overfill or empty"
+            )
+        status = OrderStatus.FILLED if filled == order.quantity else OrderStatus.PARTIALLY_FILLED
+        self._check(state, status)
+        now = self._clock.now_ns()
+        fill = Fill(fill_id=f"{order_id}-F{next(self._fill_ids)}", order_id=order_id,
+                    strategy=order.strategy, instrument=order.instrument, side=order.side,
+                    quantity=quantity, price=price, fee=fee, fee_currency=fee_currency,
+                    liquidity=liquidity, levels=levels, slippage_bps=slippage_bps,
+                    ts_event=ts_event, ts_init=now)
+        new = replace(state, status=status, filled=filled,
+                      notional=state.notional + quantity * price)
+        self.orders[order_id] = new
+        log.info("order_filled", order_id=order_id, instrument=str(order.instrument),
+                 side=order.side.name, qty=str(quantity), price=str(price), fee=str(fee),
+                 liquidity=liquidity.value, levels=len(levels))
+        self._bus.publish(fill)
+        self._publish(new, ts_event)
+
+    def _get(self, order_id: str) -> OrderState:
+        state = self.orders.get(order_id)
+        if state is None:
+            raise InvariantError(f"report for unknown order {order_id}")
+        return state
+
+    def _check(self, state: OrderState, status: OrderStatus) -> None:
+        if status not in _LEGAL.get(state.status, ()):
+            raise InvariantError(
+                f"order {state.order.order_id}: illegal transition {state.status} -> {status}"
+            )
+
+    def _move(self, order_id: str, status: OrderStatus, reason: str, ts_event: int) -> None:
+        state = self._get(order_id)
+        self._check(state, status)
+        new = replace(state, status=status, reason=reason)
+        self.orders[order_id] = new
+        if status in (OrderStatus.REJECTED, OrderStatus.CANCELED):
+            log.info("order_closed", order_id=order_id, status=status.value, reason=reason)
+        self._publish(new, ts_event)
+
+    def _publish(self, state: OrderState, ts_event: int) -> None:
+        order = state.order
+        self._status_metrics[state.status].inc()
+        self._bus.publish(OrderUpdated(
+            order_id=order.order_id, strategy=order.strategy, instrument=order.instrument,
+            side=order.side, order_type=order.order_type, quantity=order.quantity,
+            limit_price=order.limit_price, status=state.status, filled_quantity=state.filled,
+            average_price=state.average_price, reason=state.reason, ts_event=ts_event,
+            ts_init=self._clock.now_ns(),
+        ))

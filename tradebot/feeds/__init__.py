@@ -1,0 +1,1 @@
+"""Exchange feeds: parse frames, keep books bridged, publish market events."""

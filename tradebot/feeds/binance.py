@@ -1,0 +1,278 @@
+"""Binance spot, USD-M and COIN-M public market data (combined streams + REST depth).
+
+Bridging rules (../shared/EXCHANGES.md §1):
+- spot: drop deltas with `u` <= lastUpdateId; the first applied has U <= lastUpdateId+1 <= u;
+  afterwards U == previous u + 1 (U > local+1 is a gap, u <= local is stale);
+- futures: drop `u` < lastUpdateId; the first applied has U <= lastUpdateId <= u; afterwards
+  `pu` == previous `u` (futures ids are engine-wide, so `U` is not previous u + 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+
+from tradebot.bus import Bus
+from tradebot.clock import Clock
+from tradebot.config import FeedConfig
+from tradebot.core.jsonscan import MISSING, key_code, scan_object
+from tradebot.domain import Instrument, Side
+from tradebot.errors import DataError
+from tradebot.events import BookSnapshot, Quote, Trade
+from tradebot.feeds.base import Feed
+from tradebot.feeds.book import Verdict
+
+# --- declarations ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VenueSpec:
+    """Endpoints and stream names of one Binance market."""
+
+    ws_url: str
+    rest_url: str
+    depth_path: str
+    depth_stream: str
+    futures: bool
+
+
+VENUES = {
+    "binance": VenueSpec("wss://stream.binance.com:9443/stream", "https://api.binance.com",
+                         "/api/v3/depth", "depth@100ms", futures=False),
+    "binance_usdm": VenueSpec("wss://fstream.binance.com/stream", "https://fapi.binance.com",
+                              "/fapi/v1/depth", "depth@100ms", futures=True),
+    "binance_coinm": VenueSpec("wss://dstream.binance.com/stream", "https://dapi.binance.com",
+                               "/dapi/v1/depth", "depth@100ms", futures=True),
+}
+CHANNELS = ("depth", "trade", "bookTicker")
+# The REST depth limits Binance accepts (other values are rejected by the venue).
+SPOT_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
+FUTURES_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+
+# Header fields of a depthUpdate, in the order of DEPTH_KEYS.
+DEPTH_KEYS = ("E", "T", "U", "u", "pu")
+_DEPTH_CODES = np.array([key_code(k) for k in DEPTH_KEYS], np.int64)
+_SNAPSHOT_CODES = np.array([key_code("lastUpdateId"), key_code("E"), key_code("T")], np.int64)
+_B, _A = key_code("b"), key_code("a")
+_BIDS, _ASKS = key_code("bids"), key_code("asks")
+_MS = 1_000_000
+
+
+class SpotRule:
+    """Spot update-id rules."""
+
+    def bridge(self, snapshot_seq: int, first: int, last: int, prev: int) -> Verdict:
+        """Judge the first delta after a snapshot."""
+        if last <= snapshot_seq:
+            return "drop"
+        return "apply" if first <= snapshot_seq + 1 else "gap"
+
+    def follow(self, last_applied: int, first: int, last: int, prev: int) -> Verdict:
+        """Judge a delta after an applied one."""
+        if last <= last_applied:
+            return "drop"
+        return "gap" if first > last_applied + 1 else "apply"
+
+
+class FuturesRule:
+    """USD-M / COIN-M update-id rules: the `pu` chain."""
+
+    def bridge(self, snapshot_seq: int, first: int, last: int, prev: int) -> Verdict:
+        """Judge the first delta after a snapshot."""
+        if last < snapshot_seq:
+            return "drop"
+        return "apply" if first <= snapshot_seq else "gap"
+
+    def follow(self, last_applied: int, first: int, last: int, prev: int) -> Verdict:
+        """Judge a delta after an applied one."""
+        if prev == last_applied:
+            return "apply"
+        return "drop" if last <= last_applied else "gap"
+
+
+def rule_for(venue: str) -> SpotRule | FuturesRule:
+    """Return the sequence rule of a Binance market."""
+    return FuturesRule() if VENUES[venue].futures else SpotRule()
+
+
+# --- pure parsing ------------------------------------------------------------------------
+
+
+def split_stream(frame: bytes) -> tuple[str, int]:
+    """Return the combined-stream name and the offset of its `data` object."""
+    start = frame.find(b'"stream":"')
+    if start < 0:
+        raise DataError("frame has no combined-stream wrapper")
+    start += 10
+    end = frame.index(b'"', start)
+    data = frame.find(b'"data":', end)
+    if data < 0:
+        raise DataError("frame has no data object")
+    return frame[start:end].decode(), data + 7
+
+
+@dataclass(slots=True)
+class DepthScratch:
+    """Reusable arrays for scanning depth frames without allocating."""
+
+    header: np.ndarray
+    levels: np.ndarray
+
+    @classmethod
+    def new(cls, max_levels: int = 20_000) -> DepthScratch:
+        """Allocate scratch space for frames of up to `max_levels` levels."""
+        return cls(np.empty(len(DEPTH_KEYS), np.int64), np.empty((max_levels, 3), np.int64))
+
+
+def scan_depth(frame: bytes, offset: int, instrument: Instrument, scratch: DepthScratch) -> int:
+    """Scan a depthUpdate at `offset` into `scratch`; return the number of levels.
+
+    Raise DataError when the frame is malformed or a price is finer than the instrument's tick.
+    """
+    header = scratch.header
+    header.fill(MISSING)
+    n = scan_object(np.frombuffer(frame, np.uint8), offset, _DEPTH_CODES, header, _B, _A,
+                    instrument.price_decimals, instrument.size_decimals, scratch.levels)
+    if n < 0:
+        raise DataError(f"depthUpdate for {instrument.id} not scannable (code {n})")
+    if header[2] == MISSING or header[3] == MISSING or header[0] == MISSING:
+        raise DataError(f"depthUpdate for {instrument.id} lacks E, U or u")
+    return n
+
+
+def parse_snapshot(body: bytes, instrument: Instrument, ts_init: int) -> BookSnapshot:
+    """Parse a REST depth response (`lastUpdateId`, `bids`, `asks`) into a BookSnapshot."""
+    values = np.full(3, MISSING, np.int64)
+    size = body.count(b"[") + 1
+    levels = np.empty((size, 3), np.int64)
+    n = scan_object(np.frombuffer(body, np.uint8), 0, _SNAPSHOT_CODES, values, _BIDS, _ASKS,
+                    instrument.price_decimals, instrument.size_decimals, levels)
+    if n < 0 or values[0] == MISSING:
+        raise DataError(f"depth snapshot for {instrument.id} not parseable (code {n})")
+    levels = levels[:n]
+    ts_ms = values[2] if values[2] != MISSING else values[1]
+    return BookSnapshot(
+        instrument=instrument.id,
+        bids=np.ascontiguousarray(levels[levels[:, 0] == 1, 1:]),
+        asks=np.ascontiguousarray(levels[levels[:, 0] == -1, 1:]),
+        sequence=int(values[0]),
+        ts_event=int(ts_ms) * _MS if ts_ms != MISSING else ts_init,
+        ts_init=ts_init,
+    )
+
+
+def parse_trade(data: dict, instrument: Instrument, ts_init: int) -> Trade:
+    """Parse a `trade` or `aggTrade` payload."""
+    trade_id = data["t"] if data.get("e") == "trade" else data["a"]
+    return Trade(
+        instrument=instrument.id,
+        price=float(data["p"]),
+        size=float(data["q"]),
+        # m: the buyer is the maker, so the seller was the aggressor.
+        aggressor=Side.SELL if data["m"] else Side.BUY,
+        trade_id=str(trade_id),
+        ts_event=int(data["T"]) * _MS,
+        ts_init=ts_init,
+    )
+
+
+def parse_book_ticker(data: dict, instrument: Instrument, ts_init: int) -> Quote:
+    """Parse a `bookTicker` payload (spot has no timestamp: ts_event is our receive time)."""
+    ts_ms = data.get("T") or data.get("E")
+    return Quote(
+        instrument=instrument.id,
+        bid_price=float(data["b"]),
+        bid_size=float(data["B"]),
+        ask_price=float(data["a"]),
+        ask_size=float(data["A"]),
+        ts_event=int(ts_ms) * _MS if ts_ms else ts_init,
+        ts_init=ts_init,
+    )
+
+
+def stream_names(venue: str, instruments: list[Instrument]) -> list[str]:
+    """Return the combined-stream names to subscribe for `instruments`."""
+    spec = VENUES[venue]
+    names = []
+    for inst in instruments:
+        sym = inst.venue_symbol.lower()
+        names += [f"{sym}@{spec.depth_stream}", f"{sym}@trade", f"{sym}@bookTicker"]
+    return names
+
+
+def snapshot_url(venue: str, rest_url: str, instrument: Instrument, limit: int) -> str:
+    """Return the REST depth URL for an instrument, with the nearest valid limit."""
+    spec = VENUES[venue]
+    allowed = FUTURES_LIMITS if spec.futures else SPOT_LIMITS
+    limit = min((v for v in allowed if v >= limit), default=allowed[-1])
+    base = rest_url or spec.rest_url
+    return f"{base}{spec.depth_path}?symbol={instrument.venue_symbol}&limit={limit}"
+
+
+def decode(frame: bytes) -> dict:
+    """Decode a JSON frame (orjson)."""
+    result = orjson.loads(frame)
+    if not isinstance(result, dict):
+        raise DataError("frame is not a JSON object")
+    return result
+
+
+# --- the feed ----------------------------------------------------------------------------
+
+
+class BinanceFeed(Feed):
+    """A Binance market's combined stream: depth diffs into books, trades, best bid/ask."""
+
+    def __init__(self, venue: str, instruments: Iterable[Instrument], bus: Bus,
+                 clock: Clock) -> None:
+        if venue not in VENUES:
+            raise ValueError(f"unknown Binance venue {venue!r}")
+        super().__init__(venue, instruments, bus, clock, rule_for(venue))
+        self._by_stream_symbol = {i.venue_symbol.lower(): i for i in self.instruments.values()}
+        self._scratch = DepthScratch.new()
+
+    def url(self, config: FeedConfig) -> str:
+        """Return the combined-stream URL subscribing every instrument's channels."""
+        base = config.ws_url or VENUES[self.venue].ws_url
+        names = "/".join(stream_names(self.venue, list(self.instruments.values())))
+        return f"{base}?streams={names}"
+
+    def snapshot_url(self, config: FeedConfig, instrument: Instrument) -> str:
+        """Return the REST depth snapshot URL."""
+        return snapshot_url(self.venue, config.rest_url, instrument, config.snapshot_limit)
+
+    def parse_snapshot(self, body: bytes, instrument: Instrument, ts_init: int) -> BookSnapshot:
+        """Parse a REST depth body."""
+        return parse_snapshot(body, instrument, ts_init)
+
+    def instrument_of(self, stream: str) -> Instrument:
+        """Return the instrument a stream name refers to; DataError when not subscribed."""
+        symbol, _, _ = stream.partition("@")
+        inst = self._by_stream_symbol.get(symbol)
+        if inst is None:
+            raise DataError(f"frame for unsubscribed stream {stream!r}")
+        return inst
+
+    def handle(self, frame: bytes, ts_init: int) -> None:
+        """Route one combined-stream frame."""
+        stream, offset = split_stream(frame)
+        inst = self.instrument_of(stream)
+        channel = stream.partition("@")[2]
+        if channel.startswith("depth"):
+            scratch = self._scratch
+            n = scan_depth(frame, offset, inst, scratch)
+            e_ms, t_ms, first, last, prev = scratch.header.tolist()
+            ts_event = (t_ms if t_ms != MISSING else e_ms) * _MS
+            self.books[inst.id].on_delta(scratch.levels, n, first, last,
+                                         prev if prev != MISSING else -1, ts_event, ts_init)
+            return
+        data = decode(frame)["data"]
+        if channel in ("trade", "aggTrade"):
+            self.bus.publish(parse_trade(data, inst, ts_init))
+        elif channel == "bookTicker":
+            self.bus.publish(parse_book_ticker(data, inst, ts_init))
+        else:
+            raise DataError(f"unknown channel {channel!r}")

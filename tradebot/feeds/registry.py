@@ -1,0 +1,24 @@
+"""Feed classes by venue name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from tradebot.bus import Bus
+from tradebot.clock import Clock
+from tradebot.domain import Instrument
+from tradebot.feeds.base import Feed
+from tradebot.feeds.binance import VENUES as BINANCE_VENUES
+from tradebot.feeds.binance import BinanceFeed
+
+FeedFactory = Callable[[str, Iterable[Instrument], Bus, Clock], Feed]
+
+FEEDS: dict[str, FeedFactory] = {venue: BinanceFeed for venue in BINANCE_VENUES}
+
+
+def build_feed(venue: str, instruments: Iterable[Instrument], bus: Bus, clock: Clock) -> Feed:
+    """Build the feed of `venue`; ValueError names an unknown venue."""
+    factory = FEEDS.get(venue)
+    if factory is None:
+        raise ValueError(f"no feed for venue {venue!r} (known: {', '.join(sorted(FEEDS))})")
+    return factory(venue, instruments, bus, clock)

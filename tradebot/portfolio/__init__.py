@@ -1,0 +1,1 @@
+"""Cash, positions, PnL and equity, derived from fills only."""

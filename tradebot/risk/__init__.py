@@ -1,0 +1,1 @@
+"""Pre-trade risk: every intent passes these rules or is denied with a reason."""

@@ -1,0 +1,130 @@
+"""The risk engine: turn intents into orders or denials, and own the trading state."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from decimal import Decimal
+
+import structlog
+from prometheus_client import Counter, Gauge
+
+from tradebot.bus import Bus
+from tradebot.clock import Clock
+from tradebot.config import PaperConfig, RiskConfig
+from tradebot.domain import Instrument, InstrumentId, PortfolioView, Side, TradingState
+from tradebot.events import (
+    BookInvalidated,
+    BookUpdated,
+    OrderDenied,
+    OrderIntent,
+    SubmitOrder,
+    TradingStateChanged,
+)
+from tradebot.risk.rules import (
+    BookRule,
+    CheckContext,
+    LotSizeRule,
+    MaxOrderNotionalRule,
+    MaxPositionRule,
+    MinNotionalRule,
+    Rule,
+    SpotBalanceRule,
+    SupportedRule,
+    TradingStateRule,
+)
+
+log = structlog.get_logger(__name__)
+
+RISK_DENIALS = Counter("tradebot_risk_denials_total", "Intents denied, by rule", ["rule"])
+RISK_APPROVALS = Counter("tradebot_risk_approvals_total", "Intents approved")
+TRADING_STATE = Gauge("tradebot_trading_state", "1 for the current trading state", ["state"])
+
+
+class RiskEngine:
+    """Check each OrderIntent against the rules; publish SubmitOrder or OrderDenied."""
+
+    def __init__(self, bus: Bus, clock: Clock, portfolio: PortfolioView,
+                 instruments: Mapping[InstrumentId, Instrument], config: RiskConfig,
+                 paper: PaperConfig) -> None:
+        self._bus = bus
+        self._clock = clock
+        self._portfolio = portfolio
+        self._instruments = instruments
+        self._paper = paper
+        self.state = TradingState.ACTIVE
+        self._books: dict[InstrumentId, BookUpdated] = {}
+        self._ids = itertools.count(1)
+        self.rules: list[Rule] = [
+            TradingStateRule(), SupportedRule(), BookRule(config.max_book_age_s), LotSizeRule(),
+            MinNotionalRule(), MaxOrderNotionalRule(config.max_order_notional),
+            MaxPositionRule(config.max_position_notional), SpotBalanceRule(),
+        ]
+        self._denials = {rule.name: RISK_DENIALS.labels(rule.name) for rule in self.rules}
+        self._denials["unknown_instrument"] = RISK_DENIALS.labels("unknown_instrument")
+        bus.subscribe(OrderIntent, self.on_intent)
+        bus.subscribe(BookUpdated, self._on_book)
+        bus.subscribe(BookInvalidated, self._on_invalid)
+        self._show_state()
+
+    def _on_book(self, event: BookUpdated) -> None:
+        self._books[event.instrument] = event
+
+    def _on_invalid(self, event: BookInvalidated) -> None:
+        self._books.pop(event.instrument, None)
+
+    def set_state(self, state: TradingState, reason: str) -> None:
+        """Move to a trading state (ACTIVE, REDUCING, HALTED) and publish the change."""
+        if state is self.state:
+            return
+        log.warning("trading_state_changed", old=self.state.value, new=state.value, reason=reason)
+        self.state = state
+        self._show_state()
+        now = self._clock.now_ns()
+        self._bus.publish(TradingStateChanged(state=state, reason=reason, ts_event=now,
+                                              ts_init=now))
+
+    def _show_state(self) -> None:
+        for state in TradingState:
+            TRADING_STATE.labels(state.value).set(1 if state is self.state else 0)
+
+    def on_intent(self, intent: OrderIntent) -> None:
+        """Approve or deny one intent."""
+        inst = self._instruments.get(intent.instrument)
+        now = self._clock.now_ns()
+        if inst is None:
+            self._deny(intent, "unknown_instrument", f"{intent.instrument} is not configured", now)
+            return
+        ctx = self._context(intent, inst, now)
+        for rule in self.rules:
+            reason = rule.check(ctx)
+            if reason is not None:
+                self._deny(intent, rule.name, reason, now)
+                return
+        RISK_APPROVALS.inc()
+        order_id = f"O-{now:x}-{next(self._ids)}"
+        self._bus.publish(SubmitOrder(order_id=order_id, intent=intent, ts_event=now,
+                                      ts_init=now))
+
+    def _context(self, intent: OrderIntent, inst: Instrument, now: int) -> CheckContext:
+        book = self._books.get(intent.instrument)
+        price: Decimal | None = None
+        age = 0.0
+        if book is not None:
+            raw = book.best_ask if intent.side is Side.BUY else book.best_bid
+            price = Decimal(repr(raw)) if raw > 0 else None
+            age = (now - book.ts_init) / 1e9
+        fees = self._paper.fees.get(inst.id.venue)
+        return CheckContext(
+            intent=intent, instrument=inst, price=price, book_valid=book is not None,
+            book_age_s=age, position=self._portfolio.position(intent.instrument),
+            cash=self._portfolio.cash(), taker_fee=fees.taker if fees else Decimal(0),
+            state=self.state,
+        )
+
+    def _deny(self, intent: OrderIntent, rule: str, reason: str, now: int) -> None:
+        self._denials[rule].inc()
+        log.info("order_denied", intent_id=intent.intent_id, strategy=intent.strategy,
+                 instrument=str(intent.instrument), rule=rule, reason=reason)
+        self._bus.publish(OrderDenied(intent=intent, rule=rule, reason=reason, ts_event=now,
+                                      ts_init=now))

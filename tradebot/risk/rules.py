@@ -1,0 +1,144 @@
+"""Small pre-trade rules. Each returns None to pass or a reason string to deny."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+from tradebot.domain import Instrument, MarketKind, OrderType, Side, TradingState
+from tradebot.events import OrderIntent
+
+
+@dataclass(frozen=True, slots=True)
+class CheckContext:
+    """What the rules see about one intent."""
+
+    intent: OrderIntent
+    instrument: Instrument
+    price: Decimal | None  # the price the order would meet: best ask to buy, best bid to sell
+    book_valid: bool
+    book_age_s: float
+    position: Decimal
+    cash: Decimal
+    taker_fee: Decimal
+    state: TradingState
+
+
+class Rule(Protocol):
+    """A named pre-trade check."""
+
+    name: str
+
+    def check(self, ctx: CheckContext) -> str | None:
+        """Return None to pass, or why the intent is denied."""
+
+
+def _increases(ctx: CheckContext) -> bool:
+    signed = ctx.intent.quantity * ctx.intent.side
+    return abs(ctx.position + signed) > abs(ctx.position)
+
+
+class TradingStateRule:
+    name = "trading_state"
+
+    def check(self, ctx: CheckContext) -> str | None:
+        if ctx.state is TradingState.HALTED:
+            return "trading is halted"
+        if ctx.state is TradingState.REDUCING and _increases(ctx):
+            return "trading is reducing-only and this order increases exposure"
+        return None
+
+
+class SupportedRule:
+    name = "unsupported"
+
+    def check(self, ctx: CheckContext) -> str | None:
+        if ctx.instrument.kind is MarketKind.INVERSE_PERP:
+            return "inverse contracts are not supported by the paper venue yet"
+        if ctx.intent.order_type is not OrderType.MARKET:
+            return f"order type {ctx.intent.order_type} is not supported by the paper venue yet"
+        return None
+
+
+class BookRule:
+    name = "book"
+
+    def __init__(self, max_age_s: float) -> None:
+        self.max_age_s = max_age_s
+
+    def check(self, ctx: CheckContext) -> str | None:
+        if not ctx.book_valid or ctx.price is None:
+            return "no valid book for the instrument"
+        if self.max_age_s > 0 and ctx.book_age_s > self.max_age_s:
+            return f"book is {ctx.book_age_s:.1f}s old (max {self.max_age_s}s)"
+        return None
+
+
+class LotSizeRule:
+    name = "lot_size"
+
+    def check(self, ctx: CheckContext) -> str | None:
+        qty, lot = ctx.intent.quantity, ctx.instrument.lot_size
+        if qty <= 0:
+            return f"quantity {qty} is not positive"
+        if qty % lot != 0:
+            return f"quantity {qty} is not a multiple of lot size {lot}"
+        return None
+
+
+class MinNotionalRule:
+    name = "min_notional"
+
+    def check(self, ctx: CheckContext) -> str | None:
+        assert ctx.price is not None
+        notional = ctx.instrument.notional(ctx.intent.quantity, ctx.price)
+        if notional < ctx.instrument.min_notional and not ctx.intent.reduce_only:
+            return f"notional {notional:.8f} below venue minimum {ctx.instrument.min_notional}"
+        return None
+
+
+class MaxOrderNotionalRule:
+    name = "max_order_notional"
+
+    def __init__(self, limit: Decimal) -> None:
+        self.limit = limit
+
+    def check(self, ctx: CheckContext) -> str | None:
+        assert ctx.price is not None
+        notional = ctx.instrument.notional(ctx.intent.quantity, ctx.price)
+        if notional > self.limit and _increases(ctx):
+            return f"order notional {notional:.2f} above max_order_notional {self.limit}"
+        return None
+
+
+class MaxPositionRule:
+    name = "max_position"
+
+    def __init__(self, limit: Decimal) -> None:
+        self.limit = limit
+
+    def check(self, ctx: CheckContext) -> str | None:
+        assert ctx.price is not None
+        after = ctx.position + ctx.intent.quantity * ctx.intent.side
+        notional = ctx.instrument.notional(abs(after), ctx.price)
+        if notional > self.limit and _increases(ctx):
+            return f"position would be {notional:.2f} notional, above {self.limit}"
+        if ctx.intent.reduce_only and _increases(ctx):
+            return "reduce-only order would increase the position"
+        return None
+
+
+class SpotBalanceRule:
+    name = "balance"
+
+    def check(self, ctx: CheckContext) -> str | None:
+        if ctx.instrument.kind is not MarketKind.SPOT:
+            return None
+        assert ctx.price is not None
+        if ctx.intent.side is Side.SELL and ctx.intent.quantity > ctx.position:
+            return f"sell {ctx.intent.quantity} exceeds holding {ctx.position} (spot, no short)"
+        cost = ctx.intent.quantity * ctx.price * (1 + ctx.taker_fee)
+        if ctx.intent.side is Side.BUY and cost > ctx.cash:
+            return f"buy costs about {cost:.2f} with fees, cash is {ctx.cash:.2f}"
+        return None

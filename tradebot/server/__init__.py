@@ -1,0 +1,1 @@
+"""The HTTP server: /metrics, /healthz, /readyz, /api/*, the dashboard."""

@@ -1,0 +1,1 @@
+"""Persistence: schema, engine setup, the batching writer thread and read queries."""

@@ -1,0 +1,105 @@
+"""The database schema (SQLAlchemy 2.0 Core). Money is stored exactly: NUMERIC on
+PostgreSQL, decimal text on SQLite (whose NUMERIC would round through a float)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Dialect,
+    Float,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+SCHEMA_VERSION = 1
+
+
+class Money(TypeDecorator[Decimal]):
+    """An exact decimal column."""
+
+    impl = String
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(Numeric(38, 18, asdecimal=True))
+        return dialect.type_descriptor(String(64))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, Decimal):
+            raise TypeError(f"Money column needs a Decimal, got {type(value).__name__}")
+        return value if dialect.name == "postgresql" else str(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(str(value))
+
+
+metadata = MetaData()
+
+schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
+
+account = Table(
+    "account", metadata,
+    Column("currency", String(16), primary_key=True),
+    Column("starting_cash", Money, nullable=False),
+    Column("created_ns", BigInteger, nullable=False),
+)
+
+orders = Table(
+    "orders", metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("strategy", String(64), nullable=False),
+    Column("instrument", String(64), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("order_type", String(16), nullable=False),
+    Column("quantity", Money, nullable=False),
+    Column("limit_price", Money),
+    Column("status", String(20), nullable=False),
+    Column("filled_quantity", Money, nullable=False),
+    Column("average_price", Money),
+    Column("reason", Text, nullable=False),
+    Column("ts_created", BigInteger, nullable=False),
+    Column("ts_updated", BigInteger, nullable=False),
+)
+
+fills = Table(
+    "fills", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("fill_id", String(80), nullable=False, unique=True),
+    Column("order_id", String(64), nullable=False, index=True),
+    Column("strategy", String(64), nullable=False),
+    Column("instrument", String(64), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("quantity", Money, nullable=False),
+    Column("price", Money, nullable=False),
+    Column("fee", Money, nullable=False),
+    Column("fee_currency", String(16), nullable=False),
+    Column("liquidity", String(8), nullable=False),
+    Column("levels", Text, nullable=False),  # JSON [[price, size], ...] as decimal strings
+    Column("slippage_bps", Float, nullable=False),
+    Column("ts_event", BigInteger, nullable=False),
+    Column("ts_init", BigInteger, nullable=False),
+)
+
+equity = Table(
+    "equity", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("ts", BigInteger, nullable=False, index=True),
+    Column("currency", String(16), nullable=False),
+    Column("equity", Money, nullable=False),
+    Column("cash", Money, nullable=False),
+    Column("realized_pnl", Money, nullable=False),
+    Column("unrealized_pnl", Money, nullable=False),
+    Column("fees", Money, nullable=False),
+)

@@ -1,0 +1,190 @@
+"""The one writer thread: a bounded queue of facts, written in batches, never dropped.
+
+The loop thread only enqueues. When the queue is full the publisher blocks (backpressure)
+after counting it and logging a throttled warning: orders, fills and equity points are never
+dropped. A failing write is retried with backoff; while it fails the queue grows, the watchdog
+stops pinging and systemd restarts the process, which then replays from what was committed.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import Connection, Engine, insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from tradebot.bus import Bus
+from tradebot.events import EquitySnapshot, Fill, OrderUpdated
+from tradebot.log import Throttle
+from tradebot.store import schema
+
+log = structlog.get_logger(__name__)
+
+STORE_WRITES = Counter("tradebot_store_writes_total", "Rows written, by table", ["table"])
+STORE_ERRORS = Counter("tradebot_store_write_errors_total", "Failed write batches (retried)")
+STORE_QUEUE_FULL = Counter(
+    "tradebot_store_queue_full_total", "Times a publisher waited because the writer queue was full"
+)
+STORE_QUEUE_DEPTH = Gauge("tradebot_store_queue_depth", "Items waiting for the writer thread")
+STORE_BATCH_SECONDS = Histogram(
+    "tradebot_store_batch_seconds", "Time to write one batch",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+_STOP = object()
+
+
+class _Flush:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+class StoreWriter:
+    """Persist OrderUpdated, Fill and EquitySnapshot events from a bounded queue."""
+
+    def __init__(self, engine: Engine, queue_size: int, batch_size: int) -> None:
+        self._engine = engine
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._batch_size = batch_size
+        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self._throttle = Throttle(10.0)
+        self.written = 0
+        self.last_error = ""
+        self._upsert = _upsert_for(engine.dialect.name)
+        STORE_QUEUE_DEPTH.set_function(self._queue.qsize)
+
+    @property
+    def queue_ratio(self) -> float:
+        """Return how full the queue is (0..1)."""
+        return self._queue.qsize() / self._queue.maxsize
+
+    def start(self, bus: Bus) -> None:
+        """Start the thread and subscribe to the facts it persists."""
+        self._thread.start()
+        bus.subscribe(OrderUpdated, self.put)
+        bus.subscribe(Fill, self.put)
+        bus.subscribe(EquitySnapshot, self.put)
+
+    def put(self, item: object) -> None:
+        """Enqueue a fact; block if the queue is full (never drop)."""
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            STORE_QUEUE_FULL.inc()
+            if self._throttle.ready("full") is not None:
+                log.warning("store_queue_full", size=self._queue.maxsize)
+            self._queue.put(item)
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until everything enqueued so far is committed; return False on timeout."""
+        if not self._thread.is_alive():
+            return self._queue.empty()
+        marker = _Flush()
+        self._queue.put(marker)
+        return marker.done.wait(timeout)
+
+    def close(self, timeout: float = 30.0) -> bool:
+        """Flush, stop the thread and return whether everything was written."""
+        if not self._thread.is_alive():
+            return self._queue.empty()
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self._batch_size:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            items = [b for b in batch if not isinstance(b, _Flush) and b is not _STOP]
+            if items:
+                self._write_with_retry(items)
+            for b in batch:
+                if isinstance(b, _Flush):
+                    b.done.set()
+            if any(b is _STOP for b in batch):
+                return
+
+    def _write_with_retry(self, items: list[Any]) -> None:
+        delay = 0.1
+        while True:
+            started = time.perf_counter()
+            try:
+                with self._engine.begin() as conn:
+                    for item in items:
+                        self._write(conn, item)
+            except SQLAlchemyError as exc:
+                STORE_ERRORS.inc()
+                self.last_error = str(exc)[:500]
+                log.error("store_write_failed", error=self.last_error, items=len(items),
+                          retry_in_s=delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            STORE_BATCH_SECONDS.observe(time.perf_counter() - started)
+            self.written += len(items)
+            return
+
+    def _write(self, conn: Connection, item: Any) -> None:
+        if isinstance(item, Fill):
+            conn.execute(insert(schema.fills).values(**fill_row(item)))
+            STORE_WRITES.labels("fills").inc()
+        elif isinstance(item, OrderUpdated):
+            conn.execute(self._upsert(order_row(item)))
+            STORE_WRITES.labels("orders").inc()
+        elif isinstance(item, EquitySnapshot):
+            conn.execute(insert(schema.equity).values(
+                ts=item.ts_event, currency=item.currency, equity=item.equity, cash=item.cash,
+                realized_pnl=item.realized_pnl, unrealized_pnl=item.unrealized_pnl,
+                fees=item.fees,
+            ))
+            STORE_WRITES.labels("equity").inc()
+        else:
+            raise TypeError(f"store writer cannot persist {type(item).__name__}")
+
+
+def fill_row(fill: Fill) -> dict[str, Any]:
+    """Return the database row of a fill."""
+    return dict(
+        fill_id=fill.fill_id, order_id=fill.order_id, strategy=fill.strategy,
+        instrument=str(fill.instrument), side=fill.side.name, quantity=fill.quantity,
+        price=fill.price, fee=fill.fee, fee_currency=fill.fee_currency,
+        liquidity=fill.liquidity.value,
+        levels=json.dumps([[str(p), str(s)] for p, s in fill.levels]),
+        slippage_bps=fill.slippage_bps, ts_event=fill.ts_event, ts_init=fill.ts_init,
+    )
+
+
+def order_row(event: OrderUpdated) -> dict[str, Any]:
+    """Return the database row of an order's latest state."""
+    return dict(
+        order_id=event.order_id, strategy=event.strategy, instrument=str(event.instrument),
+        side=event.side.name, order_type=event.order_type.value, quantity=event.quantity,
+        limit_price=event.limit_price, status=event.status.value,
+        filled_quantity=event.filled_quantity, average_price=event.average_price,
+        reason=event.reason, ts_created=event.ts_event, ts_updated=event.ts_event,
+    )
+
+
+def _upsert_for(dialect: str) -> Callable[[dict[str, Any]], Any]:
+    mod = postgresql if dialect == "postgresql" else sqlite
+    keep = ("status", "filled_quantity", "average_price", "reason", "ts_updated")
+
+    def build(row: dict[str, Any]) -> Any:
+        stmt = mod.insert(schema.orders).values(**row)
+        return stmt.on_conflict_do_update(
+            index_elements=["order_id"], set_={k: stmt.excluded[k] for k in keep}
+        )
+
+    return build

@@ -1,0 +1,1 @@
+"""Strategies: read market events and a read-only portfolio view, emit order intents."""

@@ -1,0 +1,178 @@
+"""The strategy interface and the one wrapper through which every strategy call goes."""
+
+from __future__ import annotations
+
+import abc
+import itertools
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from prometheus_client import Counter
+
+from tradebot.bus import Bus
+from tradebot.clock import Clock
+from tradebot.domain import Instrument, InstrumentId, OrderType, PortfolioView, Side
+from tradebot.errors import InvariantError
+from tradebot.events import (
+    BookInvalidated,
+    BookUpdated,
+    Fill,
+    OrderDenied,
+    OrderIntent,
+    OrderUpdated,
+    Trade,
+)
+from tradebot.log import Throttle
+
+log = structlog.get_logger(__name__)
+
+STRATEGY_ERRORS = Counter(
+    "tradebot_strategy_errors_total", "Exceptions raised by strategy code", ["strategy"]
+)
+STRATEGY_INTENTS = Counter(
+    "tradebot_strategy_intents_total", "Order intents emitted", ["strategy"]
+)
+
+
+class StrategyError(Exception):
+    """A strategy raised: the call is abandoned, the daemon continues."""
+
+
+class Strategy(abc.ABC):
+    """Base of all strategies; subclasses override the `on_*` hooks they need."""
+
+    def __init__(self, name: str, params: Mapping[str, Any]) -> None:
+        self.name = name
+        self.params = dict(params)
+        self.ctx: StrategyContext
+
+    def bind(self, ctx: StrategyContext) -> None:
+        """Receive the context (called once by the runner)."""
+        self.ctx = ctx
+
+    def on_start(self) -> None:
+        """Run once before the first event."""
+
+    def on_stop(self) -> None:
+        """Run once at shutdown."""
+
+    def on_book(self, event: BookUpdated) -> None:
+        """React to a valid book update."""
+
+    def on_book_invalid(self, event: BookInvalidated) -> None:
+        """React to a book becoming invalid."""
+
+    def on_trade(self, event: Trade) -> None:
+        """React to a public trade."""
+
+    def on_order(self, event: OrderUpdated) -> None:
+        """React to one of this strategy's orders changing state."""
+
+    def on_fill(self, event: Fill) -> None:
+        """React to one of this strategy's fills."""
+
+    def on_denied(self, event: OrderDenied) -> None:
+        """React to one of this strategy's intents being denied by risk."""
+
+
+class StrategyContext:
+    """What a strategy can do: read the clock, instruments and portfolio; emit intents."""
+
+    def __init__(self, name: str, bus: Bus, clock: Clock, portfolio: PortfolioView,
+                 instruments: Mapping[InstrumentId, Instrument]) -> None:
+        self.name = name
+        self.clock = clock
+        self.portfolio = portfolio
+        self.instruments = instruments
+        self._bus = bus
+        self._ids = itertools.count(1)
+        self._intent_metric = STRATEGY_INTENTS.labels(name)
+
+    def submit(self, instrument: InstrumentId, side: Side, quantity: Decimal, *,
+               order_type: OrderType = OrderType.MARKET, limit_price: Decimal | None = None,
+               reduce_only: bool = False) -> str:
+        """Emit an order intent; return its id. Risk decides what happens to it."""
+        now = self.clock.now_ns()
+        intent_id = f"{self.name}-{now:x}-{next(self._ids)}"
+        self._intent_metric.inc()
+        self._bus.publish(OrderIntent(
+            intent_id=intent_id, strategy=self.name, instrument=instrument, side=side,
+            quantity=quantity, order_type=order_type, limit_price=limit_price,
+            reduce_only=reduce_only, ts_event=now, ts_init=now,
+        ))
+        return intent_id
+
+
+class StrategyRunner:
+    """Deliver bus events to strategies through one exception-catching wrapper."""
+
+    def __init__(self, bus: Bus, clock: Clock, portfolio: PortfolioView,
+                 instruments: Mapping[InstrumentId, Instrument]) -> None:
+        self._bus = bus
+        self._clock = clock
+        self._portfolio = portfolio
+        self._instruments = instruments
+        self._strategies: list[tuple[Strategy, frozenset[InstrumentId] | None]] = []
+        self._running = False
+        self._throttle = Throttle(30.0)
+
+    def add(self, strategy: Strategy, instruments: frozenset[InstrumentId] | None) -> None:
+        """Register a strategy for `instruments` (None: all)."""
+        strategy.bind(StrategyContext(strategy.name, self._bus, self._clock, self._portfolio,
+                                      self._instruments))
+        self._strategies.append((strategy, instruments))
+
+    @property
+    def strategies(self) -> list[Strategy]:
+        """Return the registered strategies."""
+        return [s for s, _ in self._strategies]
+
+    def start(self) -> None:
+        """Subscribe to the bus and call every strategy's `on_start`."""
+        bus = self._bus
+        bus.subscribe(BookUpdated, lambda e: self._market(e, "on_book"))
+        bus.subscribe(BookInvalidated, lambda e: self._market(e, "on_book_invalid"))
+        bus.subscribe(Trade, lambda e: self._market(e, "on_trade"))
+        bus.subscribe(OrderUpdated, lambda e: self._own(e, e.strategy, "on_order"))
+        bus.subscribe(Fill, lambda e: self._own(e, e.strategy, "on_fill"))
+        bus.subscribe(OrderDenied, lambda e: self._own(e, e.intent.strategy, "on_denied"))
+        self._running = True
+        for strategy, _ in self._strategies:
+            self._call(strategy, strategy.on_start)
+
+    def stop(self) -> None:
+        """Stop delivering events and call every strategy's `on_stop`."""
+        if not self._running:
+            return
+        self._running = False
+        for strategy, _ in self._strategies:
+            self._call(strategy, strategy.on_stop)
+
+    def _market(self, event: Any, hook: str) -> None:
+        if not self._running:
+            return
+        for strategy, wanted in self._strategies:
+            if wanted is None or event.instrument in wanted:
+                self._call(strategy, getattr(strategy, hook), event)
+
+    def _own(self, event: Any, name: str, hook: str) -> None:
+        if not self._running:
+            return
+        for strategy, _ in self._strategies:
+            if strategy.name == name:
+                self._call(strategy, getattr(strategy, hook), event)
+
+    def _call(self, strategy: Strategy, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except InvariantError:
+            raise
+        except Exception as exc:
+            error = StrategyError(f"{strategy.name}.{fn.__name__}: {exc!r}")
+            STRATEGY_ERRORS.labels(strategy.name).inc()
+            suppressed = self._throttle.ready((strategy.name, type(exc)))
+            if suppressed is not None:
+                log.error("strategy_failed", strategy=strategy.name, hook=fn.__name__,
+                          error=str(error), suppressed=suppressed, exc_info=exc)
