@@ -208,7 +208,7 @@ class App:
                 log.info("service_ready", status=self.status_line())
                 watchdog = tg.create_task(self._watchdog(stop), name="watchdog")
                 await stop.wait()
-                await self._shutdown(feed_tasks + [watchdog])
+                await self._shutdown([*feed_tasks, watchdog])
         finally:
             if server is not None:
                 await server.stop()
@@ -279,7 +279,8 @@ class App:
     async def run_replay(self, recordings: list[Recording], speed: float = 0.0,
                          progress: bool | None = None) -> dict[str, Any]:
         """Play recordings through the whole pipeline; return the summary."""
-        assert isinstance(self.clock, SimClock)
+        if not isinstance(self.clock, SimClock):
+            raise TypeError("replay needs a SimClock")
         if recordings:
             # Start simulated time at the first message, not at the epoch.
             self.clock.advance_to(first_timestamp(recordings[0].path))

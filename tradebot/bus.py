@@ -31,6 +31,10 @@ class Bus:
         """Call `handler` with every event whose type is `topic`."""
         self._handlers[topic].append(handler)
 
+    def wants(self, topic: type) -> bool:
+        """Return True when `topic` has subscribers (producers may skip building the event)."""
+        return topic in self._handlers
+
     def publish(self, event: object) -> None:
         """Deliver `event` to its subscribers now."""
         topic = type(event)

@@ -68,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet = args.command == "replay" and args.json
     setup_logging("warning" if quiet else config.log.level, config.log.format,
                   sys.stderr if args.command == "replay" else None)
+    return _guarded(config, args)
+
+
+def _guarded(config: Config, args: argparse.Namespace) -> int:
     try:
         if args.command == "run":
             return _run(config)

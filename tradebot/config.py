@@ -80,6 +80,9 @@ class InstrumentConfig:
     lot_size: Decimal = _opt(Decimal("0.00001"), min=Decimal(0), exclusive_min=True)
     min_notional: Decimal = _opt(Decimal(0), min=Decimal(0))
     contract_size: Decimal = _opt(Decimal(1), min=Decimal(0), exclusive_min=True)
+    # Decimals of book prices/sizes on the wire when finer than tick/lot (-1: tick/lot's).
+    price_precision: int = _opt(-1, min=-1, max=12)
+    size_precision: int = _opt(-1, min=-1, max=12)
 
     def build(self) -> Instrument:
         """Return the domain Instrument these settings describe."""
@@ -93,6 +96,8 @@ class InstrumentConfig:
             lot_size=self.lot_size,
             min_notional=self.min_notional,
             contract_size=self.contract_size,
+            price_precision=self.price_precision,
+            size_precision=self.size_precision,
         )
 
 
@@ -143,7 +148,7 @@ def _spot(symbol: str, venue_symbol: str, tick: str, lot: str, min_notional: str
     return InstrumentConfig(
         venue="binance", symbol=symbol, venue_symbol=venue_symbol, kind="spot", base=base,
         quote=quote, tick_size=Decimal(tick), lot_size=Decimal(lot),
-        min_notional=Decimal(min_notional),
+        min_notional=Decimal(min_notional), size_precision=8,
     )
 
 
@@ -229,7 +234,7 @@ class _Loader:
                 raise self.fail(key, "required key is missing")
         return cls(**values)
 
-    def convert(self, tp: Any, value: Any, key: str) -> Any:  # noqa: C901 - a type switch
+    def convert(self, tp: Any, value: Any, key: str) -> Any:  # noqa: C901
         origin = typing.get_origin(tp)
         if dataclasses.is_dataclass(tp):
             return self.build(tp, value, key)  # type: ignore[arg-type]
@@ -372,19 +377,7 @@ def default_config_path(environ: Mapping[str, str] | None = None) -> Path | None
 def validate(config: Config) -> None:
     """Check the rules that span several keys."""
     fail = _Loader(config.source).fail
-    known = set()
-    for i, inst in enumerate(config.instruments):
-        try:
-            built = inst.build()
-        except ValueError as exc:
-            raise fail(f"instruments[{i}]", str(exc)) from None
-        known.add(built.id)
-    for i, feed in enumerate(config.feeds):
-        if feed.backoff_initial_s > feed.backoff_max_s:
-            raise fail(f"feeds[{i}].backoff_initial_s", "must not exceed backoff_max_s")
-        for symbol in feed.symbols:
-            if InstrumentId(symbol, feed.venue) not in known:
-                raise fail(f"feeds[{i}].symbols", f"{symbol} on {feed.venue} is not in [[instruments]]")
+    _validate_feeds(config, _validate_instruments(config))
     names = [s.name for s in config.strategies]
     if len(names) != len(set(names)):
         raise fail("strategies", "strategy names must be unique")
@@ -394,3 +387,26 @@ def validate(config: Config) -> None:
                 InstrumentId.parse(text)
             except ValueError as exc:
                 raise fail(f"strategies[{i}].instruments", str(exc)) from None
+
+
+def _validate_instruments(config: Config) -> set[InstrumentId]:
+    fail = _Loader(config.source).fail
+    known = set()
+    for i, inst in enumerate(config.instruments):
+        try:
+            built = inst.build()
+        except ValueError as exc:
+            raise fail(f"instruments[{i}]", str(exc)) from None
+        known.add(built.id)
+    return known
+
+
+def _validate_feeds(config: Config, known: set[InstrumentId]) -> None:
+    fail = _Loader(config.source).fail
+    for i, feed in enumerate(config.feeds):
+        if feed.backoff_initial_s > feed.backoff_max_s:
+            raise fail(f"feeds[{i}].backoff_initial_s", "must not exceed backoff_max_s")
+        for symbol in feed.symbols:
+            if InstrumentId(symbol, feed.venue) not in known:
+                raise fail(f"feeds[{i}].symbols",
+                           f"{symbol} on {feed.venue} is not in [[instruments]]")

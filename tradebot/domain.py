@@ -91,7 +91,8 @@ class InstrumentId:
 def decimals_of(step: Decimal) -> int:
     """Return the number of decimal places of a positive step (`0.010` -> 2)."""
     exponent = step.normalize().as_tuple().exponent
-    assert isinstance(exponent, int)
+    if not isinstance(exponent, int):
+        raise ValueError(f"step {step} is not a finite number")
     return max(0, -exponent)
 
 
@@ -112,6 +113,10 @@ class Instrument:
     lot_size: Decimal
     min_notional: Decimal
     contract_size: Decimal = Decimal(1)
+    # Decimals the venue publishes book prices and sizes with; -1: those of tick and lot.
+    # (Binance spot books carry sizes finer than the order lot size.)
+    price_precision: int = -1
+    size_precision: int = -1
     price_decimals: int = field(init=False)
     size_decimals: int = field(init=False)
 
@@ -121,8 +126,12 @@ class Instrument:
                 raise ValueError(f"{self.id}: {name} must be positive")
         if self.min_notional < 0:
             raise ValueError(f"{self.id}: min_notional must not be negative")
-        object.__setattr__(self, "price_decimals", decimals_of(self.tick_size))
-        object.__setattr__(self, "size_decimals", decimals_of(self.lot_size))
+        price = max(self.price_precision, decimals_of(self.tick_size))
+        size = max(self.size_precision, decimals_of(self.lot_size))
+        if price > 12 or size > 12:
+            raise ValueError(f"{self.id}: more than 12 decimals cannot be held in int64 units")
+        object.__setattr__(self, "price_decimals", price)
+        object.__setattr__(self, "size_decimals", size)
 
     def price_from_units(self, units: int) -> Decimal:
         """Convert integer book price units to an exact Decimal."""

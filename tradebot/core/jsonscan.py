@@ -1,5 +1,8 @@
 """A byte-level scanner for the JSON shapes of L2 depth messages.
 
+(The scanning functions are byte-level state machines kept in single compiled loops, hence
+their complexity waivers: splitting them would add a call per byte.)
+
 Decoding a depth frame with a general JSON parser allocates a Python string per price and size
 and then needs a second pass to turn them into integers; this kernel reads the frame bytes once
 and writes integer fields and (side, price units, size units) levels straight into arrays.
@@ -58,7 +61,7 @@ def _skip_string(buf: np.ndarray, pos: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _skip_value(buf: np.ndarray, pos: int) -> int:
+def _skip_value(buf: np.ndarray, pos: int) -> int:  # noqa: C901
     n = buf.shape[0]
     pos = _skip_ws(buf, pos)
     if pos >= n:
@@ -89,7 +92,7 @@ def _skip_value(buf: np.ndarray, pos: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _parse_fixed(buf: np.ndarray, pos: int, decimals: int) -> tuple[int, int, int]:
+def _parse_fixed(buf: np.ndarray, pos: int, decimals: int) -> tuple[int, int, int]:  # noqa: C901
     """Parse a number, quoted or bare, as an integer of 10**-decimals units.
 
     Return (value, position after it, error code or 0).
@@ -133,7 +136,7 @@ def _parse_fixed(buf: np.ndarray, pos: int, decimals: int) -> tuple[int, int, in
 
 
 @njit(cache=True, nogil=True)
-def _parse_levels(buf: np.ndarray, pos: int, side: int, px_dec: int, sz_dec: int,
+def _parse_levels(buf: np.ndarray, pos: int, side: int, px_dec: int, sz_dec: int,  # noqa: C901
                   levels: np.ndarray, count: int) -> tuple[int, int]:
     """Parse `[[price, size, ...], ...]`; return (position after it, new count or error)."""
     n = buf.shape[0]
@@ -200,7 +203,7 @@ def _parse_int_value(buf: np.ndarray, pos: int) -> tuple[int, int]:
 
 
 @njit(cache=True, nogil=True)
-def scan_object(buf: np.ndarray, pos: int, key_codes: np.ndarray, values: np.ndarray,
+def scan_object(buf: np.ndarray, pos: int, key_codes: np.ndarray, values: np.ndarray,  # noqa: C901
                 bid_code: int, ask_code: int, px_dec: int, sz_dec: int,
                 levels: np.ndarray) -> int:
     """Scan the JSON object starting at `buf[pos]` (a `{`).
@@ -221,7 +224,7 @@ def scan_object(buf: np.ndarray, pos: int, key_codes: np.ndarray, values: np.nda
         code, pos = _read_key(buf, pos)
         if pos < 0:
             return ERR_SYNTAX
-        if code == bid_code or code == ask_code:
+        if code in (bid_code, ask_code):
             pos, count = _parse_levels(buf, pos, 1 if code == bid_code else -1, px_dec, sz_dec,
                                        levels, count)
             if count < 0:

@@ -84,7 +84,8 @@ class ExecutionEngine:
                            notional=Decimal(0))
         self.orders[order.order_id] = state
         self._publish(state, command.ts_event)
-        assert self._client is not None
+        if self._client is None:
+            raise InvariantError("order submitted before an execution client was attached")
         self._client.submit(order)
 
     # --- ExecutionReports ---------------------------------------------------------------

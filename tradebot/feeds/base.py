@@ -40,7 +40,8 @@ log = structlog.get_logger(__name__)
 
 FEED_CONNECTED = Gauge("tradebot_feed_connected", "1 while the websocket is open", ["venue"])
 FEED_RECONNECTS = Counter(
-    "tradebot_feed_reconnects_total", "Connections lost or abandoned, by reason", ["venue", "reason"]
+    "tradebot_feed_reconnects_total", "Connections lost or abandoned, by reason",
+    ["venue", "reason"],
 )
 FEED_SNAPSHOT_ERRORS = Counter(
     "tradebot_feed_snapshot_errors_total", "REST snapshot requests that failed", ["venue"]
@@ -65,7 +66,8 @@ class FeedStats:
     state: str = "idle"
     reason: str = ""
     parse_errors: dict[str, int] = field(default_factory=dict)
-    latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_NS) + 1))
+    latency_buckets: list[int] = field(
+        default_factory=lambda: [0] * (len(LATENCY_BOUNDS_NS) + 1))
     latency_sum_ns: int = 0
 
 

@@ -233,6 +233,7 @@ class BinanceFeed(Feed):
         super().__init__(venue, instruments, bus, clock, rule_for(venue))
         self._by_stream_symbol = {i.venue_symbol.lower(): i for i in self.instruments.values()}
         self._scratch = DepthScratch.new()
+        self._routes: dict[bytes, tuple[str, Instrument]] = {}
 
     def url(self, config: FeedConfig) -> str:
         """Return the combined-stream URL subscribing every instrument's channels."""
@@ -256,23 +257,38 @@ class BinanceFeed(Feed):
             raise DataError(f"frame for unsubscribed stream {stream!r}")
         return inst
 
+    def _route(self, stream: bytes) -> tuple[str, Instrument]:
+        route = self._routes.get(stream)
+        if route is None:
+            name = stream.decode()
+            channel = name.partition("@")[2]
+            kind = "depth" if channel.startswith("depth") else channel
+            if kind not in ("depth", "trade", "aggTrade", "bookTicker"):
+                raise DataError(f"unknown channel {channel!r}")
+            route = self._routes[stream] = (kind, self.instrument_of(name))
+        return route
+
     def handle(self, frame: bytes, ts_init: int) -> None:
         """Route one combined-stream frame."""
-        stream, offset = split_stream(frame)
-        inst = self.instrument_of(stream)
-        channel = stream.partition("@")[2]
-        if channel.startswith("depth"):
+        if not frame.startswith(b'{"stream":"'):
+            raise DataError("frame has no combined-stream wrapper")
+        end = frame.find(b'"', 11)
+        kind, inst = self._route(frame[11:end])
+        if kind == "depth":
+            offset = frame.find(b'"data":', end) + 7
             scratch = self._scratch
             n = scan_depth(frame, offset, inst, scratch)
             e_ms, t_ms, first, last, prev = scratch.header.tolist()
             ts_event = (t_ms if t_ms != MISSING else e_ms) * _MS
             self.books[inst.id].on_delta(scratch.levels, n, first, last,
                                          prev if prev != MISSING else -1, ts_event, ts_init)
-            return
-        data = decode(frame)["data"]
-        if channel in ("trade", "aggTrade"):
-            self.bus.publish(parse_trade(data, inst, ts_init))
-        elif channel == "bookTicker":
-            self.bus.publish(parse_book_ticker(data, inst, ts_init))
+        elif kind == "bookTicker":
+            # Nobody listening: skip decoding (the frame is still counted as received).
+            if self._want_quotes:
+                self.bus.publish(parse_book_ticker(decode(frame)["data"], inst, ts_init))
         else:
-            raise DataError(f"unknown channel {channel!r}")
+            self.bus.publish(parse_trade(decode(frame)["data"], inst, ts_init))
+
+    @property
+    def _want_quotes(self) -> bool:
+        return self.bus.wants(Quote)

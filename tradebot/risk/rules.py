@@ -91,7 +91,8 @@ class MinNotionalRule:
     name = "min_notional"
 
     def check(self, ctx: CheckContext) -> str | None:
-        assert ctx.price is not None
+        if ctx.price is None:
+            return "no price to check against"
         notional = ctx.instrument.notional(ctx.intent.quantity, ctx.price)
         if notional < ctx.instrument.min_notional and not ctx.intent.reduce_only:
             return f"notional {notional:.8f} below venue minimum {ctx.instrument.min_notional}"
@@ -105,7 +106,8 @@ class MaxOrderNotionalRule:
         self.limit = limit
 
     def check(self, ctx: CheckContext) -> str | None:
-        assert ctx.price is not None
+        if ctx.price is None:
+            return "no price to check against"
         notional = ctx.instrument.notional(ctx.intent.quantity, ctx.price)
         if notional > self.limit and _increases(ctx):
             return f"order notional {notional:.2f} above max_order_notional {self.limit}"
@@ -119,7 +121,8 @@ class MaxPositionRule:
         self.limit = limit
 
     def check(self, ctx: CheckContext) -> str | None:
-        assert ctx.price is not None
+        if ctx.price is None:
+            return "no price to check against"
         after = ctx.position + ctx.intent.quantity * ctx.intent.side
         notional = ctx.instrument.notional(abs(after), ctx.price)
         if notional > self.limit and _increases(ctx):
@@ -135,7 +138,8 @@ class SpotBalanceRule:
     def check(self, ctx: CheckContext) -> str | None:
         if ctx.instrument.kind is not MarketKind.SPOT:
             return None
-        assert ctx.price is not None
+        if ctx.price is None:
+            return "no price to check against"
         if ctx.intent.side is Side.SELL and ctx.intent.quantity > ctx.position:
             return f"sell {ctx.intent.quantity} exceeds holding {ctx.position} (spot, no short)"
         cost = ctx.intent.quantity * ctx.price * (1 + ctx.taker_fee)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import abc
 import itertools
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -40,7 +39,7 @@ class StrategyError(Exception):
     """A strategy raised: the call is abandoned, the daemon continues."""
 
 
-class Strategy(abc.ABC):
+class Strategy:
     """Base of all strategies; subclasses override the `on_*` hooks they need."""
 
     def __init__(self, name: str, params: Mapping[str, Any]) -> None:
