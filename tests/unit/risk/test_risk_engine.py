@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from tradebot.bus import Bus
+from tradebot.clock import SimClock
+from tradebot.config import PaperConfig, RiskConfig, load_config
+from tradebot.domain import InstrumentId, OrderType, Side, TradingState
+from tradebot.events import BookInvalidated, BookUpdated, OrderDenied, OrderIntent, SubmitOrder
+from tradebot.risk.engine import RiskEngine
+
+INSTRUMENTS = load_config(environ={}).instrument_map()
+BTC = InstrumentId("BTC-USDT", "binance")
+PERP = InstrumentId("BTC-USDT-PERP", "binance_usdm")
+INVERSE = InstrumentId("BTC-USD-PERP", "binance_coinm")
+
+
+class FakePortfolio:
+    def __init__(self) -> None:
+        self.positions: dict[InstrumentId, Decimal] = {}
+        self.cash_value = Decimal(10_000)
+
+    def position(self, instrument: InstrumentId) -> Decimal:
+        return self.positions.get(instrument, Decimal(0))
+
+    def cash(self) -> Decimal:
+        return self.cash_value
+
+    def equity(self) -> Decimal:
+        return self.cash_value
+
+
+@pytest.fixture
+def setup() -> tuple[Bus, SimClock, FakePortfolio, RiskEngine, list[object]]:
+    bus, clock, portfolio = Bus(), SimClock(1_000_000_000), FakePortfolio()
+    engine = RiskEngine(bus, clock, portfolio, INSTRUMENTS,
+                        RiskConfig(max_position_notional=Decimal(1000),
+                                   max_order_notional=Decimal(500), max_book_age_s=5.0),
+                        PaperConfig())
+    out: list[object] = []
+    bus.subscribe(OrderDenied, out.append)
+    bus.subscribe(SubmitOrder, out.append)
+    for iid in (BTC, PERP, INVERSE):
+        bus.publish(BookUpdated(instrument=iid, best_bid=60000.0, best_bid_size=1.0,
+                                best_ask=60000.1, best_ask_size=1.0, ts_event=1,
+                                ts_init=clock.now_ns()))
+    return bus, clock, portfolio, engine, out
+
+
+def intent(iid: InstrumentId, side: Side, qty: str, *, reduce_only: bool = False,
+           order_type: OrderType = OrderType.MARKET) -> OrderIntent:
+    return OrderIntent(intent_id="i", strategy="s", instrument=iid, side=side,
+                       quantity=Decimal(qty), order_type=order_type, limit_price=None,
+                       reduce_only=reduce_only, ts_event=0, ts_init=0)
+
+
+@pytest.mark.parametrize(("iid", "side", "qty", "rule"), [
+    (BTC, Side.BUY, "0.00005", "min_notional"),      # 3 USDT < 5
+    (BTC, Side.BUY, "0.000015", "lot_size"),
+    (BTC, Side.BUY, "0.01", "max_order_notional"),   # 600 > 500
+    (BTC, Side.SELL, "0.001", "balance"),            # spot: nothing to sell
+    (INVERSE, Side.BUY, "1", "unsupported"),
+    (InstrumentId("X", "binance"), Side.BUY, "1", "unknown_instrument"),
+])
+def test_each_rule_denies_with_a_reason(setup, iid, side, qty, rule) -> None:  # type: ignore[no-untyped-def]
+    bus, _, _, _, out = setup
+    bus.publish(intent(iid, side, qty))
+    assert len(out) == 1 and isinstance(out[0], OrderDenied)
+    assert out[0].rule == rule and out[0].reason
+
+
+def test_max_position_counts_the_existing_position(setup) -> None:  # type: ignore[no-untyped-def]
+    bus, _, portfolio, _, out = setup
+    portfolio.positions[PERP] = Decimal("0.015")  # 900 notional
+    bus.publish(intent(PERP, Side.BUY, "0.002"))  # 1020 after
+    assert isinstance(out[-1], OrderDenied) and out[-1].rule == "max_position"
+    bus.publish(intent(PERP, Side.SELL, "0.010", reduce_only=True))  # reducing is allowed
+    assert isinstance(out[-1], SubmitOrder)
+
+
+def test_an_invalid_or_old_book_denies(setup) -> None:  # type: ignore[no-untyped-def]
+    bus, clock, _, _, out = setup
+    clock.advance_to(clock.now_ns() + 6_000_000_000)
+    bus.publish(intent(PERP, Side.BUY, "0.002"))
+    assert out[-1].rule == "book" and "old" in out[-1].reason
+    bus.publish(BookInvalidated(instrument=BTC, reason="gap", ts_event=0, ts_init=0))
+    bus.publish(intent(BTC, Side.BUY, "0.001"))
+    assert out[-1].rule == "book" and "no valid book" in out[-1].reason
+
+
+def test_approved_intent_becomes_a_submit_order_and_halted_denies(setup) -> None:  # type: ignore[no-untyped-def]
+    bus, _, _, engine, out = setup
+    bus.publish(intent(BTC, Side.BUY, "0.001"))
+    assert isinstance(out[-1], SubmitOrder) and out[-1].order_id.startswith("O-")
+    engine.set_state(TradingState.HALTED, "test")
+    bus.publish(intent(BTC, Side.BUY, "0.001"))
+    assert out[-1].rule == "trading_state"
+    engine.set_state(TradingState.REDUCING, "test")
+    bus.publish(intent(BTC, Side.BUY, "0.001"))
+    assert out[-1].rule == "trading_state"
