@@ -44,6 +44,31 @@ class Quote:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MarkPrice:
+    """A perpetual's mark price, and its index price where the venue sends one."""
+
+    instrument: InstrumentId
+    mark_price: float
+    index_price: float | None
+    ts_event: int
+    ts_init: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FundingRate:
+    """A perpetual's current funding rate (a fraction per funding interval).
+
+    `next_funding_ns` is when that rate is next charged, None when the venue does not say.
+    """
+
+    instrument: InstrumentId
+    rate: float
+    next_funding_ns: int | None
+    ts_event: int
+    ts_init: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BookSnapshot:
     """A full L2 book image: `bids`/`asks` are (n, 2) int64 arrays of (price units, size units)."""
 
