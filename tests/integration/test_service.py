@@ -1,0 +1,91 @@
+"""The daemon as systemd runs it: a subprocess, READY/WATCHDOG/STOPPING datagrams, SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sqlite3
+import sys
+from pathlib import Path
+
+from tests.conftest import data_file
+from tests.integration.fake_binance import FakeBinance, Script
+
+
+def write_config(tmp_path: Path, fake: FakeBinance) -> Path:
+    path = tmp_path / "tradebot.toml"
+    path.write_text(f"""
+[log]
+format = "json"
+[state]
+dir = "{tmp_path}/state"
+equity_interval_s = 0.5
+[server]
+port = 0
+[[feeds]]
+venue = "binance_usdm"
+symbols = ["BTC-USDT-PERP"]
+ws_url = "ws://127.0.0.1:{fake.ws_port}/stream"
+rest_url = "http://127.0.0.1:{fake.http_port}"
+backoff_initial_s = 0.05
+backoff_max_s = 0.2
+""")
+    return path
+
+
+async def recv_until(sock: socket.socket, wanted: str, timeout: float) -> list[str]:
+    loop = asyncio.get_running_loop()
+    got: list[str] = []
+    async with asyncio.timeout(timeout):
+        while not any(wanted in g for g in got):
+            got.append((await loop.sock_recv(sock, 4096)).decode())
+    return got
+
+
+async def test_sigterm_stops_cleanly_after_ready_and_watchdog(tmp_path: Path) -> None:
+    fake = FakeBinance(data_file("binance_hftbacktest/usdm/btcusdt_20240808.gz"), 60_000,
+                       Script(frames_per_second=500))
+    await fake.start()
+    notify_path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(notify_path)
+    sock.setblocking(False)
+    env = {**os.environ, "NOTIFY_SOCKET": notify_path, "WATCHDOG_USEC": "1000000",
+           "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    env.pop("STATE_DIRECTORY", None)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tradebot", "--config", str(write_config(tmp_path, fake)), "run",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    try:
+        ready = await recv_until(sock, "READY=1", 120)
+        assert "binance_usdm connected 1/1 books" in ready[-1]
+        await recv_until(sock, "WATCHDOG=1", 10)
+        proc.send_signal(signal.SIGTERM)
+        stopping = await recv_until(sock, "STOPPING=1", 10)
+        assert stopping
+        rc = await asyncio.wait_for(proc.wait(), 10)
+        output = (await proc.stdout.read()).decode() if proc.stdout else ""
+        assert rc == 0, output
+        assert '"event": "service_stopped"' in output
+        db = sqlite3.connect(tmp_path / "state" / "tradebot.sqlite3")
+        assert db.execute("select count(*) from equity").fetchone()[0] >= 1
+        db.close()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        sock.close()
+        await fake.stop()
+
+
+async def test_bad_config_exits_78_naming_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[server]\nport = -1\n")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tradebot", "--config", str(path), "run",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 78
+    assert b"server.port" in err and str(path).encode() in err
