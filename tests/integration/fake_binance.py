@@ -91,7 +91,10 @@ class FakeBinance:
             self._apply(frame)
             self.sent += 1
             count += 1
-            await ws.send(frame.decode())
+            try:
+                await ws.send(frame.decode())
+            except websockets.ConnectionClosed:
+                return  # the client went away; the next connection continues the stream
             await asyncio.sleep(delay)
         self.done.set()
         await ws.wait_closed()

@@ -35,12 +35,20 @@ backoff_max_s = 0.2
     return path
 
 
-async def recv_until(sock: socket.socket, wanted: str, timeout: float) -> list[str]:
+async def recv_until(sock: socket.socket, wanted: str, timeout: float,
+                     proc: asyncio.subprocess.Process) -> list[str]:
     loop = asyncio.get_running_loop()
     got: list[str] = []
-    async with asyncio.timeout(timeout):
-        while not any(wanted in g for g in got):
-            got.append((await loop.sock_recv(sock, 4096)).decode())
+    deadline = loop.time() + timeout
+    while not any(wanted in g for g in got):
+        if proc.returncode is not None:
+            raise AssertionError(f"daemon exited {proc.returncode} before {wanted}")
+        if loop.time() > deadline:
+            raise AssertionError(f"no {wanted} within {timeout}s; got {got}")
+        try:
+            got.append((await asyncio.wait_for(loop.sock_recv(sock, 4096), 0.5)).decode())
+        except TimeoutError:
+            continue
     return got
 
 
@@ -52,21 +60,23 @@ async def test_sigterm_stops_cleanly_after_ready_and_watchdog(tmp_path: Path) ->
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(notify_path)
     sock.setblocking(False)
-    env = {**os.environ, "NOTIFY_SOCKET": notify_path, "WATCHDOG_USEC": "1000000",
-           "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    env = {**os.environ, "NOTIFY_SOCKET": notify_path, "WATCHDOG_USEC": "1000000"}
     env.pop("STATE_DIRECTORY", None)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tradebot", "--config", str(write_config(tmp_path, fake)), "run",
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    # Drain the log pipe as it fills: a full pipe would block the daemon's logging.
+    assert proc.stdout is not None
+    drained = asyncio.create_task(proc.stdout.read())
     try:
-        ready = await recv_until(sock, "READY=1", 120)
+        ready = await recv_until(sock, "READY=1", 120, proc)
         assert "binance_usdm connected 1/1 books" in ready[-1]
-        await recv_until(sock, "WATCHDOG=1", 10)
+        await recv_until(sock, "WATCHDOG=1", 10, proc)
         proc.send_signal(signal.SIGTERM)
-        stopping = await recv_until(sock, "STOPPING=1", 10)
+        stopping = await recv_until(sock, "STOPPING=1", 10, proc)
         assert stopping
         rc = await asyncio.wait_for(proc.wait(), 10)
-        output = (await proc.stdout.read()).decode() if proc.stdout else ""
+        output = (await drained).decode()
         assert rc == 0, output
         assert '"event": "service_stopped"' in output
         db = sqlite3.connect(tmp_path / "state" / "tradebot.sqlite3")
