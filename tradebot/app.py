@@ -19,12 +19,17 @@ from tradebot.config import Config
 from tradebot.core.warmup import warmup_all
 from tradebot.domain import Instrument, InstrumentId
 from tradebot.events import Fill, OrderDenied, SubmitOrder
+from tradebot.execution import kernels as paper_kernels
+from tradebot.execution.base import Order
 from tradebot.execution.engine import ExecutionEngine
+from tradebot.execution.liquidation import Liquidator
 from tradebot.execution.paper import PaperVenue
+from tradebot.execution.toxicity import FillToxicity
 from tradebot.feeds.base import Feed, FeedRunner, register_feed_metrics
 from tradebot.feeds.registry import build_feed
 from tradebot.feeds.replay import Recording, ReplayDriver, first_timestamp
 from tradebot.log import Throttle
+from tradebot.portfolio.funding import FundingScheduler
 from tradebot.portfolio.portfolio import Portfolio
 from tradebot.risk.engine import RiskEngine
 from tradebot.server.http import HttpServer, Readiness, build_app
@@ -47,7 +52,9 @@ class FillDigest:
         """Add one fill."""
         self._hash.update(
             f"{fill.fill_id}|{fill.instrument}|{fill.side.name}|{fill.quantity}|{fill.price}|"
-            f"{fill.fee}|{fill.ts_event}\n".encode()
+            f"{fill.fee}|{fill.ts_event}|{fill.liquidity.value}|{fill.levels}|{fill.model}|"
+            f"{fill.queue_ahead_entry}|{fill.queue_ahead_fill}|{fill.entry_latency_ns}|"
+            f"{fill.response_latency_ns}|{fill.arrival_mid}|{fill.flags}\n".encode()
         )
 
     def hexdigest(self) -> str:
@@ -88,8 +95,15 @@ class App:
         self.risk = RiskEngine(bus, clock, self.portfolio, self.instruments, config.risk,
                                config.paper)
         self.execution = ExecutionEngine(bus, clock)
-        self.execution.attach(PaperVenue(self.execution, clock, self.books, self.instruments,
-                                         config.paper))
+        self.venue = PaperVenue(self.execution, clock, bus, self.books, self.instruments,
+                                config.paper, self.portfolio)
+        self.execution.attach(self.venue)
+        self.liquidator = Liquidator(bus, clock, self.venue, self.instruments)
+        self.toxicity = FillToxicity(bus, config.paper.toxic_window_s,
+                                     config.paper.toxic_move_bps)
+        self.funding = FundingScheduler(bus, clock, self.portfolio, self.instruments,
+                                        config.paper.funding_rate,
+                                        config.paper.funding_interval_h)
         self.writer = StoreWriter(self.engine, config.state.writer_queue_size,
                                   config.state.writer_batch_size)
         self.strategies = StrategyRunner(bus, clock, self.portfolio, self.instruments)
@@ -121,12 +135,27 @@ class App:
         fills = db.load_fills(self.engine)
         for fill in fills:
             self.portfolio.on_fill(fill)
+        for payment in db.load_funding(self.engine):
+            self.portfolio.on_funding(payment)
         log.info("portfolio_rebuilt", fills=len(fills), cash=str(self.portfolio.cash()),
                  equity=str(self.portfolio.equity()))
         # Subscribe only now, so rebuilt fills are not written twice.
         self.portfolio.start()
         self.writer.start(self.bus)
+        self._restore_orders()
+        self.funding.start()
         return len(fills)
+
+    def _restore_orders(self) -> None:
+        """Put the orders open at the last stop back at the venue (queue from the next book)."""
+        for row in db.load_open_orders(self.engine):
+            order = Order(order_id=row.order_id, strategy=row.strategy,
+                          instrument=row.instrument, side=row.side, order_type=row.order_type,
+                          quantity=row.quantity, limit_price=row.limit_price,
+                          reduce_only=row.reduce_only, ts_submitted=row.ts_created,
+                          time_in_force=row.time_in_force, post_only=row.post_only,
+                          trigger=row.trigger, trigger_price=row.trigger_price)
+            self.execution.restore(order, row.status, row.filled, row.notional, row.fills)
 
     def register_metrics(self) -> None:
         """Expose scrape-time collectors."""
@@ -136,6 +165,7 @@ class App:
     def close(self) -> None:
         """Flush and close the store, remove collectors (idempotent)."""
         self.portfolio.stop()
+        self.funding.stop()
         if not self.writer.close():
             log.error("store_close_incomplete")
         self.engine.dispose()
@@ -185,6 +215,7 @@ class App:
         self.open_store()
         started = monotonic()
         warmup_all()
+        paper_kernels.warmup()
         log.info("kernels_warmed", seconds=round(monotonic() - started, 3))
         self.register_metrics()
         server = None
@@ -230,8 +261,11 @@ class App:
         self.notifier.stopping()
         log.info("service_stopping")
         self.strategies.stop()
-        for state in self.execution.open_orders():
-            self.execution.canceled(state.order.order_id, "shutdown", self.clock.now_ns())
+        if self.config.paper.cancel_on_shutdown:
+            for state in self.execution.open_orders():
+                if state.status.value != "submitted":  # in flight: rejected at the next start
+                    self.execution.canceled(state.order.order_id, "shutdown",
+                                            self.clock.now_ns())
         self.portfolio.publish_equity()
         flushed = await asyncio.to_thread(self.writer.flush)
         if not flushed:
@@ -286,6 +320,7 @@ class App:
             self.clock.advance_to(first_timestamp(recordings[0].path))
         self.open_store()
         warmup_all()
+        paper_kernels.warmup()
         self.strategies.start()
         self.ready = True
         driver = ReplayDriver(self.feeds, self.clock, recordings)

@@ -102,9 +102,29 @@ class InstrumentConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FeeTierConfig:
+    # The tier applies once the account's traded notional on the venue reaches min_volume.
+    min_volume: Decimal = _opt(Decimal(0), min=Decimal(0))
+    maker: Decimal = _opt(Decimal("0.001"), min=Decimal("-0.01"), max=Decimal("0.1"))
+    taker: Decimal = _opt(Decimal("0.001"), min=Decimal(0), max=Decimal("0.1"))
+
+
+@dataclass(frozen=True, slots=True)
 class FeeConfig:
     maker: Decimal = _opt(Decimal("0.001"), min=Decimal("-0.01"), max=Decimal("0.1"))
     taker: Decimal = _opt(Decimal("0.001"), min=Decimal(0), max=Decimal("0.1"))
+    tiers: list[FeeTierConfig] = _opt([])  # above the base rates, by traded notional
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyConfig:
+    # constant: always the value; uniform: value +- jitter_ms; lognormal: value is the median
+    # and sigma the shape. Draws come from a generator seeded by paper.seed and the venue.
+    distribution: str = _opt("uniform", choices=("constant", "uniform", "lognormal"))
+    entry_ms: float = _opt(75.0, min=0.0, max=60_000.0)
+    response_ms: float = _opt(75.0, min=0.0, max=60_000.0)
+    jitter_ms: float = _opt(25.0, min=0.0, max=60_000.0)
+    sigma: float = _opt(0.3, min=0.0, max=5.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +138,32 @@ class PaperConfig:
             "binance_coinm": FeeConfig(maker=Decimal("0.0002"), taker=Decimal("0.0005")),
         }
     )
+    # Per venue; a venue not listed has no latency. Starting points: Binance 50-100 ms,
+    # Coinbase 100-200 ms (uniform 150 +- 50).
+    latency: dict[str, LatencyConfig] = _opt(
+        {
+            "binance": LatencyConfig(),
+            "binance_usdm": LatencyConfig(),
+            "binance_coinm": LatencyConfig(),
+        }
+    )
+    seed: int = _opt(0, min=0)
+    queue_model: str = _opt("conservative", choices=("conservative", "power"))
+    queue_exponent: float = _opt(3.0, min=0.1, max=20.0)
+    # Perpetuals: initial margin = notional / leverage; liquidation below maintenance margin.
+    leverage: Decimal = _opt(Decimal(10), min=Decimal(1), max=Decimal(125))
+    maintenance_margin: Decimal = _opt(Decimal("0.005"), min=Decimal(0), max=Decimal("0.5"))
+    # Funding when no funding feed says otherwise: the rate charged every interval.
+    funding_rate: Decimal = _opt(Decimal("0.0001"), min=Decimal("-0.05"), max=Decimal("0.05"))
+    funding_interval_h: int = _opt(8, min=1, max=24)
+    # A maker fill is flagged `deep_queue` when the queue ahead at entry was more than this
+    # many times the order's size, `adverse_move` when the mid moves against it by more than
+    # toxic_move_bps within toxic_window_s.
+    toxic_queue_position: float = _opt(10.0, min=0.0)
+    toxic_window_s: float = _opt(5.0, min=0.0, max=3600.0)
+    toxic_move_bps: float = _opt(5.0, min=0.0, max=10_000.0)
+    # False: resting orders survive a restart (persisted, queue recomputed from the book).
+    cancel_on_shutdown: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
@@ -15,6 +16,22 @@ import numpy.typing as npt
 from tradebot.domain import InstrumentId, Liquidity, OrderStatus, OrderType, Side, TradingState
 
 IntArray = npt.NDArray[np.int64]
+
+
+class TimeInForce(StrEnum):
+    """How long a limit order may rest: until cancelled, fill-what-you-can, all-or-nothing."""
+
+    GTC = "gtc"
+    IOC = "ioc"
+    FOK = "fok"
+
+
+class TriggerType(StrEnum):
+    """A conditional order: a stop fires when the last price moves against the position's
+    side (buy at or above, sell at or below), a take-profit when it moves the other way."""
+
+    STOP = "stop"
+    TAKE_PROFIT = "take_profit"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,6 +163,12 @@ class OrderIntent:
     reduce_only: bool
     ts_event: int
     ts_init: int
+    time_in_force: TimeInForce = TimeInForce.GTC
+    post_only: bool = False
+    # With a trigger, the order waits at the venue until the last trade price reaches
+    # `trigger_price`, then acts as `order_type` (market: stop-market / take-profit).
+    trigger: TriggerType | None = None
+    trigger_price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,6 +193,31 @@ class SubmitOrder:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CancelOrder:
+    """A strategy asks the venue to cancel the rest of one of its open orders."""
+
+    order_id: str
+    strategy: str
+    ts_event: int
+    ts_init: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AmendOrder:
+    """A strategy asks the venue to change an open order's quantity and/or limit price.
+
+    A new price or a larger quantity loses the order's queue priority; a smaller one keeps it.
+    """
+
+    order_id: str
+    strategy: str
+    quantity: Decimal | None
+    limit_price: Decimal | None
+    ts_event: int
+    ts_init: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderUpdated:
     """An order changed state in the execution engine's state machine."""
 
@@ -186,6 +234,12 @@ class OrderUpdated:
     reason: str
     ts_event: int
     ts_init: int
+    reduce_only: bool = False
+    time_in_force: TimeInForce = TimeInForce.GTC
+    post_only: bool = False
+    trigger: TriggerType | None = None
+    trigger_price: Decimal | None = None
+    ts_created: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -204,6 +258,41 @@ class Fill:
     liquidity: Liquidity
     levels: tuple[tuple[Decimal, Decimal], ...]
     slippage_bps: float
+    ts_event: int
+    ts_init: int
+    # Why the simulator filled it (execution/paper.py): `model` is how the fill happened
+    # (taker walk, queue, trade_through, cross, liquidation) and the queue model used;
+    # queue sizes are in base units/contracts ahead of the order, None for taker fills.
+    model: str = ""
+    queue_ahead_entry: Decimal | None = None
+    queue_ahead_fill: Decimal | None = None
+    entry_latency_ns: int = 0
+    response_latency_ns: int = 0
+    arrival_mid: Decimal | None = None
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FillFlagged:
+    """A fill was found likely toxic after the fact (an adverse move within the window)."""
+
+    fill_id: str
+    flag: str
+    detail: str
+    ts_event: int
+    ts_init: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FundingPayment:
+    """Funding settled on a perpetual position; `amount` > 0 was paid, < 0 was received."""
+
+    instrument: InstrumentId
+    position: Decimal
+    mark_price: Decimal
+    rate: Decimal
+    amount: Decimal
+    currency: str
     ts_event: int
     ts_init: int
 

@@ -9,6 +9,7 @@ from typing import Protocol
 import numpy as np
 
 from tradebot.domain import InstrumentId, Liquidity, OrderType, Side
+from tradebot.events import TimeInForce, TriggerType
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,23 @@ class Order:
     limit_price: Decimal | None
     reduce_only: bool
     ts_submitted: int
+    time_in_force: TimeInForce = TimeInForce.GTC
+    post_only: bool = False
+    trigger: TriggerType | None = None
+    trigger_price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FillInfo:
+    """Why a simulated fill happened (copied onto the Fill event, stored, served by the API)."""
+
+    model: str
+    queue_ahead_entry: Decimal | None
+    queue_ahead_fill: Decimal | None
+    entry_latency_ns: int
+    response_latency_ns: int
+    arrival_mid: Decimal | None
+    flags: tuple[str, ...]
 
 
 class ExecutionReports(Protocol):
@@ -38,10 +56,17 @@ class ExecutionReports(Protocol):
     def canceled(self, order_id: str, reason: str, ts_event: int) -> None:
         """The rest of the order was cancelled."""
 
+    def amended(self, order_id: str, quantity: Decimal, limit_price: Decimal | None,
+                ts_event: int) -> None:
+        """The venue changed the order's quantity and/or limit price."""
+
+    def request_failed(self, order_id: str, request: str, reason: str, ts_event: int) -> None:
+        """A cancel or amend was refused (the order is unknown, closed or the change illegal)."""
+
     def filled(self, order_id: str, *, quantity: Decimal, price: Decimal, fee: Decimal,
                fee_currency: str, liquidity: Liquidity,
                levels: tuple[tuple[Decimal, Decimal], ...], slippage_bps: float,
-               ts_event: int) -> None:
+               ts_event: int, info: FillInfo | None = None) -> None:
         """Part or all of the order executed."""
 
 
@@ -54,9 +79,20 @@ class ExecutionClient(Protocol):
     def cancel(self, order_id: str) -> None:
         """Cancel an open order."""
 
+    def amend(self, order_id: str, quantity: Decimal | None, limit_price: Decimal | None) -> None:
+        """Change an open order's quantity and/or limit price."""
+
+    def restore(self, order: Order, filled: Decimal) -> None:
+        """Take back an order that was open when the process stopped."""
+
 
 class BookLike(Protocol):
     """The read-only book queries a simulated venue needs."""
+
+    keys: np.ndarray
+    sizes: np.ndarray
+    counts: np.ndarray
+    top: np.ndarray
 
     def walk(self, taker_side: int, quantity_units: int, limit_units: int = 0) -> np.ndarray:
         """Return (price units, size units) a taker would take, best level first."""

@@ -2,12 +2,12 @@
 
 Legal transitions: SUBMITTED -> ACCEPTED | REJECTED; ACCEPTED | PARTIALLY_FILLED ->
 PARTIALLY_FILLED | FILLED | CANCELED. A fill on a terminal order, an overfill or any other
-transition is a broken invariant and raises.
+transition is a broken invariant and raises. Cancels and amends come from strategies as
+CancelOrder / AmendOrder commands; the venue answers with a state change or `request_failed`.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
@@ -18,12 +18,17 @@ from tradebot.bus import Bus
 from tradebot.clock import Clock
 from tradebot.domain import Liquidity, OrderStatus
 from tradebot.errors import InvariantError
-from tradebot.events import Fill, OrderUpdated, SubmitOrder
-from tradebot.execution.base import ExecutionClient, Order
+from tradebot.events import AmendOrder, CancelOrder, Fill, OrderUpdated, SubmitOrder
+from tradebot.execution.base import ExecutionClient, FillInfo, Order
 
 log = structlog.get_logger(__name__)
 
 ORDERS = Counter("tradebot_orders_total", "Order state changes, by status", ["status"])
+REQUESTS_REFUSED = Counter("tradebot_order_requests_refused_total",
+                           "Cancels and amends refused by the engine or the venue", ["request"])
+
+_UNEXPLAINED = FillInfo(model="", queue_ahead_entry=None, queue_ahead_fill=None,
+                        entry_latency_ns=0, response_latency_ns=0, arrival_mid=None, flags=())
 
 _LEGAL = {
     OrderStatus.SUBMITTED: {OrderStatus.ACCEPTED, OrderStatus.REJECTED},
@@ -43,6 +48,7 @@ class OrderState:
     filled: Decimal
     notional: Decimal
     reason: str = ""
+    fills: int = 0
 
     @property
     def average_price(self) -> Decimal | None:
@@ -58,13 +64,31 @@ class ExecutionEngine:
         self._clock = clock
         self._client: ExecutionClient | None = None
         self.orders: dict[str, OrderState] = {}
-        self._fill_ids = itertools.count(1)
         self._status_metrics = {s: ORDERS.labels(s.value) for s in OrderStatus}
 
     def attach(self, client: ExecutionClient) -> None:
-        """Use `client` for every order; subscribe to approved orders."""
+        """Use `client` for every order; subscribe to approved orders, cancels and amends."""
         self._client = client
         self._bus.subscribe(SubmitOrder, self.on_submit)
+        self._bus.subscribe(CancelOrder, self.on_cancel)
+        self._bus.subscribe(AmendOrder, self.on_amend)
+
+    def restore(self, order: Order, status: OrderStatus, filled: Decimal, notional: Decimal,
+                fills: int) -> None:
+        """Take back an order open when the process stopped and hand it to the client."""
+        if order.order_id in self.orders:
+            raise InvariantError(f"duplicate order id {order.order_id}")
+        state = OrderState(order=order, status=status, filled=filled, notional=notional,
+                           fills=fills)
+        self.orders[order.order_id] = state
+        if status is OrderStatus.SUBMITTED:
+            # It may or may not have reached the venue before the stop: it did not.
+            self._move(order.order_id, OrderStatus.REJECTED, "not_acknowledged_before_restart",
+                       self._clock.now_ns())
+            return
+        if self._client is None:
+            raise InvariantError("order restored before an execution client was attached")
+        self._client.restore(order, filled)
 
     def open_orders(self) -> list[OrderState]:
         """Return the orders not yet in a terminal state."""
@@ -77,7 +101,9 @@ class ExecutionEngine:
                       instrument=intent.instrument, side=intent.side,
                       order_type=intent.order_type, quantity=intent.quantity,
                       limit_price=intent.limit_price, reduce_only=intent.reduce_only,
-                      ts_submitted=command.ts_event)
+                      ts_submitted=command.ts_event, time_in_force=intent.time_in_force,
+                      post_only=intent.post_only, trigger=intent.trigger,
+                      trigger_price=intent.trigger_price)
         if order.order_id in self.orders:
             raise InvariantError(f"duplicate order id {order.order_id}")
         state = OrderState(order=order, status=OrderStatus.SUBMITTED, filled=Decimal(0),
@@ -87,6 +113,28 @@ class ExecutionEngine:
         if self._client is None:
             raise InvariantError("order submitted before an execution client was attached")
         self._client.submit(order)
+
+    def on_cancel(self, command: CancelOrder) -> None:
+        """Forward a strategy's cancel of one of its open orders to the client."""
+        state = self._owned(command.order_id, command.strategy, "cancel")
+        if state is not None and self._client is not None:
+            self._client.cancel(command.order_id)
+
+    def on_amend(self, command: AmendOrder) -> None:
+        """Forward a strategy's amend of one of its open orders to the client."""
+        state = self._owned(command.order_id, command.strategy, "amend")
+        if state is not None and self._client is not None:
+            self._client.amend(command.order_id, command.quantity, command.limit_price)
+
+    def _owned(self, order_id: str, strategy: str, request: str) -> OrderState | None:
+        state = self.orders.get(order_id)
+        if state is None or state.order.strategy != strategy or state.status.is_terminal:
+            REQUESTS_REFUSED.labels(request).inc()
+            log.warning("order_request_refused", order_id=order_id, request=request,
+                        strategy=strategy,
+                        status=state.status.value if state is not None else "unknown")
+            return None
+        return state
 
     # --- ExecutionReports ---------------------------------------------------------------
 
@@ -102,10 +150,27 @@ class ExecutionEngine:
         """The rest of the order was cancelled."""
         self._move(order_id, OrderStatus.CANCELED, reason, ts_event)
 
+    def amended(self, order_id: str, quantity: Decimal, limit_price: Decimal | None,
+                ts_event: int) -> None:
+        """The venue changed the order's quantity and/or limit price."""
+        state = self._get(order_id)
+        if state.status.is_terminal or quantity <= state.filled:
+            raise InvariantError(f"order {order_id}: amend to {quantity} on {state}")
+        order = replace(state.order, quantity=quantity, limit_price=limit_price)
+        new = replace(state, order=order, reason="amended")
+        self.orders[order_id] = new
+        log.info("order_amended", order_id=order_id, qty=str(quantity), price=str(limit_price))
+        self._publish(new, ts_event)
+
+    def request_failed(self, order_id: str, request: str, reason: str, ts_event: int) -> None:
+        """The venue refused a cancel or amend; the order itself is unchanged."""
+        REQUESTS_REFUSED.labels(request).inc()
+        log.warning("order_request_failed", order_id=order_id, request=request, reason=reason)
+
     def filled(self, order_id: str, *, quantity: Decimal, price: Decimal, fee: Decimal,
                fee_currency: str, liquidity: Liquidity,
                levels: tuple[tuple[Decimal, Decimal], ...], slippage_bps: float,
-               ts_event: int) -> None:
+               ts_event: int, info: FillInfo | None = None) -> None:
         """Record a fill, publish it, then the order's new state."""
         state = self._get(order_id)
         order = state.order
@@ -118,13 +183,19 @@ class ExecutionEngine:
         status = OrderStatus.FILLED if filled == order.quantity else OrderStatus.PARTIALLY_FILLED
         self._check(state, status)
         now = self._clock.now_ns()
-        fill = Fill(fill_id=f"{order_id}-F{next(self._fill_ids)}", order_id=order_id,
+        count = state.fills + 1
+        why = info or _UNEXPLAINED
+        fill = Fill(fill_id=f"{order_id}-F{count}", order_id=order_id,
                     strategy=order.strategy, instrument=order.instrument, side=order.side,
                     quantity=quantity, price=price, fee=fee, fee_currency=fee_currency,
                     liquidity=liquidity, levels=levels, slippage_bps=slippage_bps,
-                    ts_event=ts_event, ts_init=now)
+                    ts_event=ts_event, ts_init=now, model=why.model,
+                    queue_ahead_entry=why.queue_ahead_entry, queue_ahead_fill=why.queue_ahead_fill,
+                    entry_latency_ns=why.entry_latency_ns,
+                    response_latency_ns=why.response_latency_ns, arrival_mid=why.arrival_mid,
+                    flags=why.flags)
         new = replace(state, status=status, filled=filled,
-                      notional=state.notional + quantity * price)
+                      notional=state.notional + quantity * price, fills=count)
         self.orders[order_id] = new
         log.info("order_filled", order_id=order_id, instrument=str(order.instrument),
                  side=order.side.name, qty=str(quantity), price=str(price), fee=str(fee),
@@ -161,5 +232,7 @@ class ExecutionEngine:
             side=order.side, order_type=order.order_type, quantity=order.quantity,
             limit_price=order.limit_price, status=state.status, filled_quantity=state.filled,
             average_price=state.average_price, reason=state.reason, ts_event=ts_event,
-            ts_init=self._clock.now_ns(),
+            ts_init=self._clock.now_ns(), reduce_only=order.reduce_only,
+            time_in_force=order.time_in_force, post_only=order.post_only, trigger=order.trigger,
+            trigger_price=order.trigger_price, ts_created=order.ts_submitted,
         ))

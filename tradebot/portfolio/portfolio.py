@@ -1,17 +1,25 @@
-"""The portfolio: every balance is a fold over fills, so a restart replays the same fills.
+"""The portfolio: every balance is a fold over fills and funding, so a restart replays them.
 
-Accounting (account currency, exact Decimals):
-- spot: a buy of q at p pays q*p + fee from cash and holds q; equity = cash + q * mark;
-- linear perpetual: cash moves only by realized PnL and fees; equity = cash + q * (mark - avg);
-- both: realized PnL on the closed part is closed * (p - avg) * sign(position) * contract size,
-  so equity == starting cash + realized + unrealized - fees at all times.
+Accounting (account currency, exact Decimals). A position keeps its signed quantity `q` and the
+signed cost of its open part `cost` (sum of quantity x price of the lots still open), so the
+average price is cost / q and nothing is rounded on the way:
+- spot: a buy of q at p pays q*p*contract + fee from cash and holds q;
+- linear perpetual: cash (the wallet) moves only by realized PnL, fees and funding;
+- closing c of |q| at p realizes (c*p*sign(q) - cost_removed) * contract, cost_removed being
+  cost * c / |q| (all of it when the position closes);
+- unrealized = (q*mark - cost) * contract; equity = cash + spot q*mark*contract + perp unrealized.
+After every fill and funding payment the portfolio checks that equity equals starting cash +
+realized + unrealized - fees - funding, exactly, and that no balance is negative
+(`InvariantError` otherwise). Perpetual marks are the venue's mark price when a MarkPrice event
+has been seen, else the book mid.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 import structlog
@@ -21,25 +29,36 @@ from tradebot.bus import Bus
 from tradebot.clock import Clock, TimerHandle
 from tradebot.domain import Instrument, InstrumentId, MarketKind
 from tradebot.errors import InvariantError
-from tradebot.events import BookUpdated, EquitySnapshot, Fill
+from tradebot.events import BookUpdated, EquitySnapshot, Fill, FundingPayment, MarkPrice
 
 log = structlog.get_logger(__name__)
 
 EQUITY = Gauge("tradebot_portfolio_equity", "Equity in the account currency", ["currency"])
 CASH = Gauge("tradebot_portfolio_cash", "Cash in the account currency", ["currency"])
 FILLS = Counter("tradebot_fills_total", "Fills applied to the portfolio", ["venue", "symbol"])
-NEGATIVE_CASH = Counter("tradebot_portfolio_negative_cash_total", "Fills that left cash below 0")
+INVARIANT_BREAKS = Counter("tradebot_portfolio_invariant_breaks_total",
+                           "Accounting invariant violations (the process stops)")
 
 ZERO = Decimal(0)
+# Precision of the fold: enough that sums of prices x sizes never round.
+PRECISION = 60
+# Partial closes remove cost rounded to this exponent (the same amount leaves cost and enters
+# realized PnL, so the accounting identity stays exact).
+COST_QUANTUM = Decimal("1e-18")
 
 
 @dataclass(slots=True)
 class Position:
-    """A signed position with its average entry price and realized PnL."""
+    """A signed position, the signed cost of its open part and its realized PnL."""
 
     quantity: Decimal = ZERO
-    average_price: Decimal = ZERO
+    cost: Decimal = ZERO
     realized_pnl: Decimal = ZERO
+
+    @property
+    def average_price(self) -> Decimal:
+        """Return the average entry price of the open part (0 when flat)."""
+        return self.cost / self.quantity if self.quantity else ZERO
 
 
 class Portfolio:
@@ -55,9 +74,12 @@ class Portfolio:
         self._cash = starting_cash
         self.fees = ZERO
         self.realized = ZERO
+        self.funding = ZERO
         self.fill_count = 0
         self.positions: dict[InstrumentId, Position] = {}
-        self._marks: dict[InstrumentId, float] = {}
+        self._traded: dict[str, Decimal] = defaultdict(Decimal)
+        self._books: dict[InstrumentId, tuple[float, float]] = {}
+        self._mark_prices: dict[InstrumentId, Decimal] = {}
         self._interval_ns = int(equity_interval_s * 1e9)
         self._timer: TimerHandle | None = None
         self._equity_metric = EQUITY.labels(currency)
@@ -66,7 +88,9 @@ class Portfolio:
     def start(self) -> None:
         """Subscribe to fills and marks and start the equity timer."""
         self._bus.subscribe(Fill, self.on_fill)
+        self._bus.subscribe(FundingPayment, self.on_funding)
         self._bus.subscribe(BookUpdated, self._on_book)
+        self._bus.subscribe(MarkPrice, self._on_mark)
         self._schedule()
 
     def stop(self) -> None:
@@ -83,7 +107,11 @@ class Portfolio:
         self._schedule()
 
     def _on_book(self, event: BookUpdated) -> None:
-        self._marks[event.instrument] = 0.5 * (event.best_bid + event.best_ask)
+        self._books[event.instrument] = (event.best_bid, event.best_ask)
+
+    def _on_mark(self, event: MarkPrice) -> None:
+        if event.mark_price > 0:
+            self._mark_prices[event.instrument] = Decimal(repr(event.mark_price))
 
     # --- the view -------------------------------------------------------------------------
 
@@ -97,33 +125,68 @@ class Portfolio:
         return self._cash
 
     def mark(self, instrument: InstrumentId) -> Decimal | None:
-        """Return the latest mid price as a Decimal, None before the first book."""
-        raw = self._marks.get(instrument)
-        return Decimal(repr(raw)) if raw is not None else None
+        """Return the mark: the venue's mark price (perpetuals) or the exact book mid."""
+        mark = self._mark_prices.get(instrument)
+        if mark is not None:
+            return mark
+        book = self._books.get(instrument)
+        if book is None or book[0] <= 0 or book[1] <= 0:
+            return None
+        # The floats were parsed from the venue's short decimal strings: repr is exact.
+        return (Decimal(repr(book[0])) + Decimal(repr(book[1]))) / 2
+
+    def traded_notional(self, venue: str) -> Decimal:
+        """Return the notional traded on a venue since the account was created (fee tiers)."""
+        return self._traded.get(venue, ZERO)
 
     def unrealized(self) -> Decimal:
         """Return the unrealized PnL of all positions at the latest marks."""
         total = ZERO
         for iid, pos in self.positions.items():
-            mark = self.mark(iid)
-            if pos.quantity and mark is not None:
-                total += pos.quantity * (mark - pos.average_price) * \
-                    self._instruments[iid].contract_size
+            if pos.quantity:
+                total += self._unrealized(iid, pos)
         return total
 
+    def _unrealized(self, iid: InstrumentId, pos: Position) -> Decimal:
+        mark = self.mark(iid)
+        if mark is None:
+            return ZERO
+        return (pos.quantity * mark - pos.cost) * self._instruments[iid].contract_size
+
     def equity(self) -> Decimal:
-        """Return the equity: cash plus positions at their latest marks."""
+        """Return the equity: cash plus spot holdings at mark plus perpetual unrealized PnL."""
         total = self._cash
         for iid, pos in self.positions.items():
             if not pos.quantity:
                 continue
             inst = self._instruments[iid]
-            mark = self.mark(iid) or pos.average_price
             if inst.kind is MarketKind.SPOT:
-                total += pos.quantity * mark * inst.contract_size
+                mark = self.mark(iid)
+                value = pos.cost if mark is None else pos.quantity * mark
+                total += value * inst.contract_size
             else:
-                total += pos.quantity * (mark - pos.average_price) * inst.contract_size
+                total += self._unrealized(iid, pos)
         return total
+
+    def check_invariant(self, context: str) -> None:
+        """Raise InvariantError unless equity == start + realized + unrealized - fees - funding."""
+        with localcontext(prec=PRECISION):
+            equity = self.equity()
+            expected = (self.starting_cash + self.realized + self.unrealized() - self.fees
+                        - self.funding)
+        if equity != expected:
+            self._broken(f"{context}: equity {equity} != starting cash + realized + "
+                         f"unrealized - fees - funding = {expected}")
+        if self._cash < 0:
+            self._broken(f"{context}: cash {self._cash} is negative")
+        for iid, pos in self.positions.items():
+            if pos.quantity < 0 and self._instruments[iid].kind is MarketKind.SPOT:
+                self._broken(f"{context}: spot holding {pos.quantity} {iid} is negative")
+
+    def _broken(self, message: str) -> None:
+        INVARIANT_BREAKS.inc()
+        log.error("portfolio_invariant_broken", error=message)
+        raise InvariantError(message)
 
     # --- the fold --------------------------------------------------------------------------
 
@@ -134,21 +197,30 @@ class Portfolio:
             raise InvariantError(f"fill {fill.fill_id} for unconfigured {fill.instrument}")
         if fill.quantity <= 0 or fill.price <= 0 or fill.fee_currency != self.currency:
             raise InvariantError(f"fill {fill.fill_id} is impossible: {fill}")
-        pos = self.positions.setdefault(fill.instrument, Position())
-        signed = fill.quantity * fill.side
-        realized = _fold(pos, signed, fill.price, inst.contract_size)
-        self.realized += realized
-        self.fees += fill.fee
-        if inst.kind is MarketKind.SPOT:
-            self._cash -= signed * fill.price * inst.contract_size + fill.fee
-        else:
-            self._cash += realized - fill.fee
+        with localcontext(prec=PRECISION):
+            pos = self.positions.setdefault(fill.instrument, Position())
+            signed = fill.quantity * fill.side
+            realized = _fold(pos, signed, fill.price, inst.contract_size)
+            self.realized += realized
+            self.fees += fill.fee
+            if inst.kind is MarketKind.SPOT:
+                self._cash -= signed * fill.price * inst.contract_size + fill.fee
+            else:
+                self._cash += realized - fill.fee
+            self._traded[fill.instrument.venue] += inst.notional(fill.quantity, fill.price)
         self.fill_count += 1
         FILLS.labels(fill.instrument.venue, fill.instrument.symbol).inc()
-        if self._cash < 0:
-            NEGATIVE_CASH.inc()
-            log.error("portfolio_cash_negative", cash=str(self._cash), fill_id=fill.fill_id)
+        self.check_invariant(f"fill {fill.fill_id}")
         self._cash_metric.set(float(self._cash))
+
+    def on_funding(self, payment: FundingPayment) -> None:
+        """Apply a funding payment on a perpetual position (paid: cash down)."""
+        if payment.currency != self.currency:
+            raise InvariantError(f"funding in {payment.currency}, account is {self.currency}")
+        with localcontext(prec=PRECISION):
+            self._cash -= payment.amount
+            self.funding += payment.amount
+        self.check_invariant(f"funding {payment.instrument} at {payment.ts_event}")
 
     def publish_equity(self) -> EquitySnapshot:
         """Publish the current equity point."""
@@ -172,6 +244,7 @@ class Portfolio:
             "realized_pnl": str(self.realized),
             "unrealized_pnl": str(self.unrealized()),
             "fees": str(self.fees),
+            "funding": str(self.funding),
             "fills": self.fill_count,
             "positions": [
                 {"instrument": str(iid), "quantity": str(p.quantity),
@@ -186,17 +259,18 @@ def _fold(pos: Position, signed: Decimal, price: Decimal, contract_size: Decimal
     """Add a signed fill to a position; return the realized PnL of the part it closed."""
     qty = pos.quantity
     if qty == 0 or (qty > 0) == (signed > 0):
-        total = abs(qty) + abs(signed)
-        pos.average_price = (abs(qty) * pos.average_price + abs(signed) * price) / total
         pos.quantity = qty + signed
+        pos.cost += signed * price
         return ZERO
-    closed = min(abs(signed), abs(qty))
     direction = 1 if qty > 0 else -1
-    realized = closed * (price - pos.average_price) * direction * contract_size
+    closed = min(abs(signed), abs(qty))
+    removed = pos.cost if closed == abs(qty) else \
+        (pos.cost * closed / abs(qty)).quantize(COST_QUANTUM)
+    realized = (closed * price * direction - removed) * contract_size
     pos.realized_pnl += realized
+    pos.cost -= removed
     pos.quantity = qty + signed
-    if pos.quantity == 0:
-        pos.average_price = ZERO
-    elif (pos.quantity > 0) != (qty > 0):
-        pos.average_price = price  # flipped: the remainder opened at this price
+    opened = signed + closed * direction  # the part of a flip that opens the other way
+    if opened:
+        pos.cost += opened * price
     return realized

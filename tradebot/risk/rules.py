@@ -34,6 +34,14 @@ class Rule(Protocol):
         """Return None to pass, or why the intent is denied."""
 
 
+def _order_price(ctx: CheckContext) -> Decimal | None:
+    """Return the price an order's notional is judged at: its limit, else trigger, else touch."""
+    intent = ctx.intent
+    if intent.order_type is OrderType.LIMIT and intent.limit_price is not None:
+        return intent.limit_price
+    return intent.trigger_price or ctx.price
+
+
 def _increases(ctx: CheckContext) -> bool:
     signed = ctx.intent.quantity * ctx.intent.side
     return abs(ctx.position + signed) > abs(ctx.position)
@@ -56,8 +64,11 @@ class SupportedRule:
     def check(self, ctx: CheckContext) -> str | None:
         if ctx.instrument.kind is MarketKind.INVERSE_PERP:
             return "inverse contracts are not supported by the paper venue yet"
-        if ctx.intent.order_type is not OrderType.MARKET:
-            return f"order type {ctx.intent.order_type} is not supported by the paper venue yet"
+        intent = ctx.intent
+        if intent.order_type is OrderType.LIMIT and intent.limit_price is None:
+            return "a limit order needs a limit price"
+        if intent.trigger is not None and intent.trigger_price is None:
+            return "a conditional order needs a trigger price"
         return None
 
 
@@ -91,9 +102,10 @@ class MinNotionalRule:
     name = "min_notional"
 
     def check(self, ctx: CheckContext) -> str | None:
-        if ctx.price is None:
+        price = _order_price(ctx)
+        if price is None:
             return "no price to check against"
-        notional = ctx.instrument.notional(ctx.intent.quantity, ctx.price)
+        notional = ctx.instrument.notional(ctx.intent.quantity, price)
         if notional < ctx.instrument.min_notional and not ctx.intent.reduce_only:
             return f"notional {notional:.8f} below venue minimum {ctx.instrument.min_notional}"
         return None
@@ -106,9 +118,10 @@ class MaxOrderNotionalRule:
         self.limit = limit
 
     def check(self, ctx: CheckContext) -> str | None:
-        if ctx.price is None:
+        price = _order_price(ctx)
+        if price is None:
             return "no price to check against"
-        notional = ctx.instrument.notional(ctx.intent.quantity, ctx.price)
+        notional = ctx.instrument.notional(ctx.intent.quantity, price)
         if notional > self.limit and _increases(ctx):
             return f"order notional {notional:.2f} above max_order_notional {self.limit}"
         return None
@@ -121,10 +134,11 @@ class MaxPositionRule:
         self.limit = limit
 
     def check(self, ctx: CheckContext) -> str | None:
-        if ctx.price is None:
+        price = _order_price(ctx)
+        if price is None:
             return "no price to check against"
         after = ctx.position + ctx.intent.quantity * ctx.intent.side
-        notional = ctx.instrument.notional(abs(after), ctx.price)
+        notional = ctx.instrument.notional(abs(after), price)
         if notional > self.limit and _increases(ctx):
             return f"position would be {notional:.2f} notional, above {self.limit}"
         if ctx.intent.reduce_only and _increases(ctx):
@@ -142,7 +156,7 @@ class SpotBalanceRule:
             return "no price to check against"
         if ctx.intent.side is Side.SELL and ctx.intent.quantity > ctx.position:
             return f"sell {ctx.intent.quantity} exceeds holding {ctx.position} (spot, no short)"
-        cost = ctx.intent.quantity * ctx.price * (1 + ctx.taker_fee)
+        cost = ctx.intent.quantity * (_order_price(ctx) or ctx.price) * (1 + ctx.taker_fee)
         if ctx.intent.side is Side.BUY and cost > ctx.cash:
             return f"buy costs about {cost:.2f} with fees, cash is {ctx.cash:.2f}"
         return None

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, insert, select
+from sqlalchemy import Connection, Engine, create_engine, event, insert, select, text, update
 from sqlalchemy.engine import make_url
 
-from tradebot.domain import InstrumentId, Liquidity, Side
+from tradebot.domain import InstrumentId, Liquidity, OrderStatus, OrderType, Side
 from tradebot.errors import ConfigError, InvariantError
-from tradebot.events import Fill
+from tradebot.events import Fill, FundingPayment, TimeInForce, TriggerType
 from tradebot.store import schema
 
 
@@ -48,7 +50,20 @@ def migrate(engine: Engine) -> int:
                 f"database schema version {found} is newer than this tradebot "
                 f"({schema.SCHEMA_VERSION})", key="state.database_url",
             )
+        for version in range(int(found) + 1, schema.SCHEMA_VERSION + 1):
+            _add_columns(conn, version)
+        if found < schema.SCHEMA_VERSION:
+            conn.execute(update(schema.schema_version).values(version=schema.SCHEMA_VERSION))
         return int(found)
+
+
+def _add_columns(conn: Connection, version: int) -> None:
+    """Add the columns `version` introduced to tables created by an older version."""
+    for table_name, names in schema.ADDED_COLUMNS.get(version, {}).items():
+        table = schema.metadata.tables[table_name]
+        for name in names:
+            ddl = table.c[name].type.compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {table_name} ADD COLUMN {name} {ddl}"))
 
 
 def load_starting_cash(engine: Engine, currency: str, configured: Decimal, now_ns: int) -> Decimal:
@@ -79,16 +94,98 @@ def load_fills(engine: Engine) -> list[Fill]:
                 quantity=r["quantity"], price=r["price"], fee=r["fee"],
                 fee_currency=r["fee_currency"], liquidity=Liquidity(r["liquidity"]),
                 levels=levels, slippage_bps=r["slippage_bps"], ts_event=r["ts_event"],
-                ts_init=r["ts_init"],
+                ts_init=r["ts_init"], model=r["model"] or "",
+                queue_ahead_entry=r["queue_ahead_entry"], queue_ahead_fill=r["queue_ahead_fill"],
+                entry_latency_ns=r["entry_latency_ns"] or 0,
+                response_latency_ns=r["response_latency_ns"] or 0,
+                arrival_mid=r["arrival_mid"], flags=_flags(r["flags"]),
             ))
         except (ValueError, KeyError) as exc:
             raise InvariantError(f"fill row {r['seq']} is unreadable: {exc}") from exc
     return out
 
 
+def _flags(raw: str | None) -> tuple[str, ...]:
+    return tuple(f for f in (raw or "").split(",") if f)
+
+
 def recent_fills(engine: Engine, limit: int = 100) -> list[dict[str, object]]:
-    """Return the latest fills as JSON-ready rows, newest first."""
+    """Return the latest fills as JSON-ready rows, newest first, with their explanation."""
     t = schema.fills
     with engine.connect() as conn:
         rows = conn.execute(select(t).order_by(t.c.seq.desc()).limit(limit)).mappings().all()
-    return [{k: (str(v) if isinstance(v, Decimal) else v) for k, v in r.items()} for r in rows]
+    out: list[dict[str, object]] = []
+    for r in rows:
+        row = {k: (str(v) if isinstance(v, Decimal) else v) for k, v in r.items()}
+        row["levels"] = json.loads(r["levels"])
+        row["flags"] = list(_flags(r["flags"]))
+        out.append(row)
+    return out
+
+
+def load_funding(engine: Engine) -> list[FundingPayment]:
+    """Return every recorded funding payment in the order it was applied."""
+    t = schema.funding
+    with engine.connect() as conn:
+        rows = conn.execute(select(t).order_by(t.c.seq)).mappings().all()
+    return [FundingPayment(instrument=InstrumentId.parse(r["instrument"]), position=r["position"],
+                           mark_price=r["mark_price"], rate=r["rate"], amount=r["amount"],
+                           currency=r["currency"], ts_event=r["ts"], ts_init=r["ts"])
+            for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOrder:
+    """An order that was open when the process stopped, with what it had filled."""
+
+    order_id: str
+    strategy: str
+    instrument: InstrumentId
+    side: Side
+    order_type: OrderType
+    quantity: Decimal
+    limit_price: Decimal | None
+    status: OrderStatus
+    filled: Decimal
+    notional: Decimal
+    fills: int
+    reduce_only: bool
+    time_in_force: TimeInForce
+    post_only: bool
+    trigger: TriggerType | None
+    trigger_price: Decimal | None
+    ts_created: int
+
+
+def load_open_orders(engine: Engine) -> list[OpenOrder]:
+    """Return the orders not in a terminal state, oldest first, with their recorded fills."""
+    o, f = schema.orders, schema.fills
+    open_states = [s.value for s in OrderStatus if not s.is_terminal]
+    with engine.connect() as conn:
+        rows = conn.execute(select(o).where(o.c.status.in_(open_states))
+                            .order_by(o.c.ts_created, o.c.order_id)).mappings().all()
+        ids = [r["order_id"] for r in rows]
+        fills = conn.execute(select(f.c.order_id, f.c.quantity, f.c.price)
+                             .where(f.c.order_id.in_(ids))).all() if ids else []
+    done: dict[str, tuple[Decimal, Decimal, int]] = {}
+    for order_id, qty, price in fills:
+        q, n, k = done.get(order_id, (Decimal(0), Decimal(0), 0))
+        done[order_id] = (q + qty, n + qty * price, k + 1)
+    return [_open_order(r, done.get(r["order_id"], (Decimal(0), Decimal(0), 0))) for r in rows]
+
+
+def _open_order(r: Any, done: tuple[Decimal, Decimal, int]) -> OpenOrder:
+    try:
+        return OpenOrder(
+            order_id=r["order_id"], strategy=r["strategy"],
+            instrument=InstrumentId.parse(r["instrument"]), side=Side[r["side"]],
+            order_type=OrderType(r["order_type"]), quantity=r["quantity"],
+            limit_price=r["limit_price"], status=OrderStatus(r["status"]), filled=done[0],
+            notional=done[1], fills=done[2], reduce_only=bool(r["reduce_only"]),
+            time_in_force=TimeInForce(r["time_in_force"] or "gtc"),
+            post_only=bool(r["post_only"]),
+            trigger=TriggerType(r["trigger"]) if r["trigger"] else None,
+            trigger_price=r["trigger_price"], ts_created=r["ts_created"],
+        )
+    except (ValueError, KeyError) as exc:
+        raise InvariantError(f"order row {r['order_id']} is unreadable: {exc}") from exc

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Dialect,
     Float,
@@ -20,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class Money(TypeDecorator[Decimal]):
@@ -71,6 +72,12 @@ orders = Table(
     Column("reason", Text, nullable=False),
     Column("ts_created", BigInteger, nullable=False),
     Column("ts_updated", BigInteger, nullable=False),
+    # v2: what a restart needs to put a resting order back at the simulated venue.
+    Column("time_in_force", String(4)),
+    Column("post_only", Boolean),
+    Column("reduce_only", Boolean),
+    Column("trigger", String(16)),
+    Column("trigger_price", Money),
 )
 
 fills = Table(
@@ -90,7 +97,36 @@ fills = Table(
     Column("slippage_bps", Float, nullable=False),
     Column("ts_event", BigInteger, nullable=False),
     Column("ts_init", BigInteger, nullable=False),
+    # v2: why the paper venue filled it (execution/paper.py).
+    Column("model", String(40)),
+    Column("queue_ahead_entry", Money),
+    Column("queue_ahead_fill", Money),
+    Column("entry_latency_ns", BigInteger),
+    Column("response_latency_ns", BigInteger),
+    Column("arrival_mid", Money),
+    Column("flags", Text),  # comma-separated: deep_queue, adverse_move
 )
+
+funding = Table(
+    "funding", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("ts", BigInteger, nullable=False, index=True),
+    Column("instrument", String(64), nullable=False),
+    Column("position", Money, nullable=False),
+    Column("mark_price", Money, nullable=False),
+    Column("rate", Money, nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("currency", String(16), nullable=False),
+)
+
+# Columns each version added to tables that already existed, for `db.migrate`.
+ADDED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
+    2: {
+        "orders": ("time_in_force", "post_only", "reduce_only", "trigger", "trigger_price"),
+        "fills": ("model", "queue_ahead_entry", "queue_ahead_fill", "entry_latency_ns",
+                  "response_latency_ns", "arrival_mid", "flags"),
+    },
+}
 
 equity = Table(
     "equity", metadata,

@@ -17,12 +17,12 @@ from typing import Any
 
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import Connection, Engine, insert
+from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from tradebot.bus import Bus
-from tradebot.events import EquitySnapshot, Fill, OrderUpdated
+from tradebot.events import EquitySnapshot, Fill, FillFlagged, FundingPayment, OrderUpdated
 from tradebot.log import Throttle
 from tradebot.store import schema
 
@@ -72,6 +72,8 @@ class StoreWriter:
         bus.subscribe(OrderUpdated, self.put)
         bus.subscribe(Fill, self.put)
         bus.subscribe(EquitySnapshot, self.put)
+        bus.subscribe(FundingPayment, self.put)
+        bus.subscribe(FillFlagged, self.put)
 
     def put(self, item: object) -> None:
         """Enqueue a fact; block if the queue is full (never drop)."""
@@ -150,12 +152,22 @@ class StoreWriter:
                 fees=item.fees,
             ))
             STORE_WRITES.labels("equity").inc()
+        elif isinstance(item, FundingPayment):
+            conn.execute(insert(schema.funding).values(
+                ts=item.ts_event, instrument=str(item.instrument), position=item.position,
+                mark_price=item.mark_price, rate=item.rate, amount=item.amount,
+                currency=item.currency,
+            ))
+            STORE_WRITES.labels("funding").inc()
+        elif isinstance(item, FillFlagged):
+            _add_flag(conn, item)
+            STORE_WRITES.labels("fill_flags").inc()
         else:
             raise TypeError(f"store writer cannot persist {type(item).__name__}")
 
 
 def fill_row(fill: Fill) -> dict[str, Any]:
-    """Return the database row of a fill."""
+    """Return the database row of a fill, with its explanation."""
     return dict(
         fill_id=fill.fill_id, order_id=fill.order_id, strategy=fill.strategy,
         instrument=str(fill.instrument), side=fill.side.name, quantity=fill.quantity,
@@ -163,7 +175,20 @@ def fill_row(fill: Fill) -> dict[str, Any]:
         liquidity=fill.liquidity.value,
         levels=json.dumps([[str(p), str(s)] for p, s in fill.levels]),
         slippage_bps=fill.slippage_bps, ts_event=fill.ts_event, ts_init=fill.ts_init,
+        model=fill.model, queue_ahead_entry=fill.queue_ahead_entry,
+        queue_ahead_fill=fill.queue_ahead_fill, entry_latency_ns=fill.entry_latency_ns,
+        response_latency_ns=fill.response_latency_ns, arrival_mid=fill.arrival_mid,
+        flags=",".join(fill.flags),
     )
+
+
+def _add_flag(conn: Connection, item: FillFlagged) -> None:
+    t = schema.fills
+    current = conn.execute(select(t.c.flags).where(t.c.fill_id == item.fill_id)).scalar()
+    flags = [f for f in (current or "").split(",") if f]
+    if item.flag not in flags:
+        flags.append(item.flag)
+    conn.execute(update(t).where(t.c.fill_id == item.fill_id).values(flags=",".join(flags)))
 
 
 def order_row(event: OrderUpdated) -> dict[str, Any]:
@@ -173,13 +198,18 @@ def order_row(event: OrderUpdated) -> dict[str, Any]:
         side=event.side.name, order_type=event.order_type.value, quantity=event.quantity,
         limit_price=event.limit_price, status=event.status.value,
         filled_quantity=event.filled_quantity, average_price=event.average_price,
-        reason=event.reason, ts_created=event.ts_event, ts_updated=event.ts_event,
+        reason=event.reason, ts_created=event.ts_created or event.ts_event,
+        ts_updated=event.ts_event, time_in_force=event.time_in_force.value,
+        post_only=event.post_only, reduce_only=event.reduce_only,
+        trigger=event.trigger.value if event.trigger is not None else None,
+        trigger_price=event.trigger_price,
     )
 
 
 def _upsert_for(dialect: str) -> Callable[[dict[str, Any]], Any]:
     mod = postgresql if dialect == "postgresql" else sqlite
-    keep = ("status", "filled_quantity", "average_price", "reason", "ts_updated")
+    keep = ("status", "filled_quantity", "average_price", "reason", "ts_updated", "quantity",
+            "limit_price")
 
     def build(row: dict[str, Any]) -> Any:
         stmt = mod.insert(schema.orders).values(**row)

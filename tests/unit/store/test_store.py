@@ -53,7 +53,7 @@ def test_sqlite_runs_in_wal_mode_in_the_configured_directory(tmp_path: Path) -> 
     url = f"sqlite:///{tmp_path}/sub/dir/t.sqlite3"
     engine = db.create_db_engine(url)
     assert db.migrate(engine) == 0
-    assert db.migrate(engine) == 1
+    assert db.migrate(engine) == schema.SCHEMA_VERSION
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     assert (tmp_path / "sub" / "dir" / "t.sqlite3").exists()
