@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--json", action="store_true", help="print one JSON summary object")
     rp.add_argument("--db", help="database URL (default: a temporary SQLite file)")
     rp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    rp.add_argument("--strategy", metavar="KIND",
+                    help="run only this strategy kind with default params (e.g. quoting)")
     cc = sub.add_parser("check-config", help="validate a config file and exit")
     cc.add_argument("path", nargs="?", type=Path, help="config file (default: as for run)")
     sub.add_parser("version", help="print the version")
@@ -129,6 +131,11 @@ def _replay(config: Config, args: argparse.Namespace) -> int:
         import dataclasses
 
         config = dataclasses.replace(config, state=state)
+        if args.strategy:
+            from tradebot.config import StrategyConfig
+
+            config = dataclasses.replace(config, strategies=[
+                StrategyConfig(name=args.strategy, kind=args.strategy)])
         app = App(config, SimClock(), feed_instruments=feed_instruments)
         summary = uvloop.run(app.run_replay(recordings, speed=args.speed,
                                             progress=False if args.no_progress else None))

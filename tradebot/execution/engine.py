@@ -165,7 +165,8 @@ class ExecutionEngine:
     def request_failed(self, order_id: str, request: str, reason: str, ts_event: int) -> None:
         """The venue refused a cancel or amend; the order itself is unchanged."""
         REQUESTS_REFUSED.labels(request).inc()
-        log.warning("order_request_failed", order_id=order_id, request=request, reason=reason)
+        # A cancel racing a fill is normal venue behaviour, not a fault of ours.
+        log.info("order_request_failed", order_id=order_id, request=request, reason=reason)
 
     def filled(self, order_id: str, *, quantity: Decimal, price: Decimal, fee: Decimal,
                fee_currency: str, liquidity: Liquidity,

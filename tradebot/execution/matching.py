@@ -212,9 +212,7 @@ class Matcher:
     def on_trade(self, iid: InstrumentId, price: int, size: int, aggressor: int,
                  ts: int) -> None:
         """Fire triggers at this price, then advance and fill resting orders on the passive side."""
-        st = self.sets.get(iid)
-        if st is None:
-            return
+        st = self.orders_of(iid)
         st.last_trade = price
         if st.waiting:
             self._fire(st, iid, price, ts)

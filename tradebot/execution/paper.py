@@ -221,14 +221,18 @@ class PaperVenue:
         def at_venue() -> None:
             at = self._clock.now_ns()
             order = self.orders.get(order_id)
-            reason = "unknown_order" if order is None or not order.arrived else (
+            reason = "unknown_or_closed_order" if order is None or not order.arrived else (
                 "order_closed" if order.closed else act(order, at))
             if reason is not None:
                 PAPER_REQUEST_FAILS.labels(venue, kind).inc()
                 self.outbox.post(order_id, at + response,
                                  lambda: self._reports.request_failed(order_id, kind, reason, at))
 
-        self._clock.call_at(now + lat.entry_ns(), at_venue)
+        entry = lat.entry_ns()
+        if entry == 0:
+            at_venue()
+        else:
+            self._clock.call_at(now + entry, at_venue)
 
     def _cancel_at_venue(self, o: SimOrder, now: int) -> str | None:
         self.close(o, "canceled", now, self.latency(o.inst.id.venue).response_ns())
@@ -277,7 +281,7 @@ class PaperVenue:
     def on_trade(self, event: Trade) -> None:
         """Let the matcher advance queues and fire triggers with a public trade."""
         scale = self._scale.get(event.instrument)
-        if scale is None or event.instrument not in self.matcher.sets:
+        if scale is None:
             return
         self.matcher.on_trade(event.instrument, round(event.price * scale[0]),
                               round(event.size * scale[1]), int(event.aggressor), event.ts_init)

@@ -8,11 +8,13 @@ from typing import Any
 from tradebot.errors import ConfigError
 from tradebot.strategies.base import Strategy
 from tradebot.strategies.ema_cross import EmaCross
+from tradebot.strategies.quoting import Quoting
 
 Factory = Callable[[str, Mapping[str, Any]], Strategy]
 
 KINDS: dict[str, Factory] = {
     "ema_cross": EmaCross,
+    "quoting": Quoting,
 }
 
 

@@ -1,0 +1,166 @@
+"""A simple two-sided quoting strategy that exercises the paper venue on any recording.
+
+It keeps one post-only limit order on each side, joining the best bid and the best ask (or
+`offset_ticks` behind them). A quote more than `requote_ticks` away from where it would be
+placed now is cancelled and placed again, at most once per `min_requote_s` per side. A side is
+not quoted while the position it would add to is at `max_position_notional`; on spot it sells
+only what it holds. It is a test strategy, not a profitable one.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from tradebot.domain import InstrumentId, MarketKind, OrderStatus, OrderType, Side
+from tradebot.errors import ConfigError
+from tradebot.events import (
+    BookUpdated,
+    CancelOrder,
+    OrderDenied,
+    OrderIntent,
+    OrderUpdated,
+)
+from tradebot.strategies.base import Strategy
+
+
+@dataclass(frozen=True, slots=True)
+class QuotingParams:
+    order_notional: Decimal = Decimal(200)
+    offset_ticks: int = 0
+    requote_ticks: int = 2
+    min_requote_s: float = 1.0
+    max_position_notional: Decimal = Decimal(400)
+
+    @classmethod
+    def parse(cls, params: Mapping[str, Any], where: str) -> QuotingParams:
+        """Validate strategy params; ConfigError names the bad key."""
+        known = {f.name: f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in params.items():
+            if key not in known:
+                raise ConfigError(f"unknown parameter (known: {', '.join(known)})",
+                                  key=f"{where}.{key}")
+            values[key] = _convert(str(known[key].type), value, f"{where}.{key}")
+        result = cls(**values)
+        if result.order_notional <= 0 or result.max_position_notional < 0:
+            raise ConfigError("order_notional must be > 0, max_position_notional >= 0",
+                              key=where)
+        if result.offset_ticks < 0 or result.requote_ticks < 1 or result.min_requote_s < 0:
+            raise ConfigError("need offset_ticks >= 0, requote_ticks >= 1, min_requote_s >= 0",
+                              key=where)
+        return result
+
+
+def _convert(type_name: str, value: Any, key: str) -> Any:
+    if isinstance(value, bool):
+        raise ConfigError(f"expected {type_name}, got {value!r}", key=key)
+    try:
+        if type_name == "Decimal" and isinstance(value, str | int | float):
+            return Decimal(str(value))
+        if type_name == "int" and isinstance(value, int):
+            return value
+        if type_name == "float" and isinstance(value, int | float):
+            return float(value)
+    except InvalidOperation:
+        pass
+    raise ConfigError(f"expected {type_name}, got {value!r}", key=key)
+
+
+@dataclass(slots=True)
+class _Slot:
+    order_id: str | None = None  # None while the intent has no order yet
+    price: Decimal = Decimal(0)
+    canceling: bool = False
+
+
+class Quoting(Strategy):
+    """Join both sides of the book with post-only limit orders and keep them near the touch."""
+
+    def __init__(self, name: str, params: Mapping[str, Any]) -> None:
+        super().__init__(name, params)
+        self.p = QuotingParams.parse(params, f"strategies.{name}.params")
+        self._slots: dict[tuple[InstrumentId, Side], _Slot] = {}
+        self._next_requote: dict[tuple[InstrumentId, Side], int] = {}
+        self._ids = itertools.count(1)
+        self.quotes = 0
+        self.cancels = 0
+
+    def on_book(self, event: BookUpdated) -> None:
+        """Place missing quotes and move the ones the touch has left behind."""
+        if event.best_bid <= 0 or event.best_ask <= 0:
+            return
+        inst = self.ctx.instruments[event.instrument]
+        offset = inst.tick_size * self.p.offset_ticks
+        bid = Decimal(repr(event.best_bid)) - offset
+        ask = Decimal(repr(event.best_ask)) + offset
+        for side, price in ((Side.BUY, bid), (Side.SELL, ask)):
+            self._quote(event.instrument, side, price)
+
+    def _quote(self, iid: InstrumentId, side: Side, price: Decimal) -> None:
+        key = (iid, side)
+        slot = self._slots.get(key)
+        now = self.ctx.clock.now_ns()
+        inst = self.ctx.instruments[iid]
+        if slot is None:
+            qty = self._size(iid, side, price)
+            if qty > 0 and now >= self._next_requote.get(key, 0):
+                # The slot exists before the intent goes out: dispatch is synchronous, so the
+                # order's SUBMITTED update arrives while `_send` is still running.
+                self._slots[key] = _Slot(price=price)
+                self.quotes += 1
+                self._send(OrderIntent(
+                    intent_id=f"{self.name}-{now:x}-q{next(self._ids)}", strategy=self.name,
+                    instrument=iid, side=side, quantity=qty, order_type=OrderType.LIMIT,
+                    limit_price=price, reduce_only=False, post_only=True, ts_event=now,
+                    ts_init=now))
+            return
+        away = abs(slot.price - price) > inst.tick_size * self.p.requote_ticks
+        if slot.order_id is not None and away and not slot.canceling and \
+                now >= self._next_requote.get(key, 0):
+            slot.canceling = True
+            self.cancels += 1
+            self._next_requote[key] = now + int(self.p.min_requote_s * 1e9)
+            self._send(CancelOrder(order_id=slot.order_id, strategy=self.name, ts_event=now,
+                                   ts_init=now))
+
+    def _send(self, command: OrderIntent | CancelOrder) -> None:
+        # StrategyContext.submit takes no post-only flag and has no cancel yet: publish the
+        # intent and the cancel command on the bus ourselves (risk and execution still decide).
+        self.ctx._bus.publish(command)
+
+    def _size(self, iid: InstrumentId, side: Side, price: Decimal) -> Decimal:
+        inst = self.ctx.instruments[iid]
+        qty = inst.round_size_down(self.p.order_notional / (price * inst.contract_size))
+        if qty < inst.lot_size:
+            return Decimal(0)
+        position = self.ctx.portfolio.position(iid)
+        if inst.kind is MarketKind.SPOT and side is Side.SELL:
+            return qty if position >= qty else Decimal(0)
+        after = position + qty * side
+        if abs(after) > abs(position) and \
+                inst.notional(abs(after), price) > self.p.max_position_notional:
+            return Decimal(0)
+        return qty
+
+    def on_order(self, event: OrderUpdated) -> None:
+        """Learn the order id of a new quote; free the side when a quote is done."""
+        key = (event.instrument, event.side)
+        slot = self._slots.get(key)
+        if slot is None:
+            return
+        if event.status is OrderStatus.SUBMITTED and slot.order_id is None:
+            slot.order_id = event.order_id
+        elif event.status.is_terminal and slot.order_id == event.order_id:
+            del self._slots[key]
+
+    def on_denied(self, event: OrderDenied) -> None:
+        """Free the side after a denial and wait before quoting it again."""
+        key = (event.intent.instrument, event.intent.side)
+        slot = self._slots.get(key)
+        if slot is not None and slot.order_id is None:
+            del self._slots[key]
+            self._next_requote[key] = self.ctx.clock.now_ns() + int(self.p.min_requote_s * 1e9)
