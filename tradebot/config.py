@@ -56,7 +56,9 @@ class ServerConfig:
 
 @dataclass(frozen=True, slots=True)
 class FeedConfig:
-    venue: str = _opt("binance", choices=("binance", "binance_usdm", "binance_coinm"))
+    venue: str = _opt("binance", choices=("binance", "binance_usdm", "binance_coinm", "bybit",
+                                          "bybit_linear", "bybit_inverse", "kucoin",
+                                          "coinbase", "coinbase_exchange"))
     symbols: list[str] = _opt(["BTC-USDT", "ETH-USDT"])
     ws_url: str = ""  # empty: the venue's public endpoint
     rest_url: str = ""  # empty: the venue's public REST endpoint

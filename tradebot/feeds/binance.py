@@ -21,7 +21,7 @@ from tradebot.config import FeedConfig
 from tradebot.core.jsonscan import MISSING, key_code, scan_object
 from tradebot.domain import Instrument, Side
 from tradebot.errors import DataError
-from tradebot.events import BookSnapshot, Quote, Trade
+from tradebot.events import BookSnapshot, FundingRate, MarkPrice, Quote, Trade
 from tradebot.feeds.base import Feed
 from tradebot.feeds.book import Verdict
 
@@ -47,7 +47,8 @@ VENUES = {
     "binance_coinm": VenueSpec("wss://dstream.binance.com/stream", "https://dapi.binance.com",
                                "/dapi/v1/depth", "depth@100ms", futures=True),
 }
-CHANNELS = ("depth", "trade", "bookTicker")
+CHANNELS = ("depth", "trade", "bookTicker", "markPrice")
+MARK_PRICE_STREAM = "markPrice@1s"  # futures only: mark, index and funding rate each second
 # The REST depth limits Binance accepts (other values are rejected by the venue).
 SPOT_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
 FUTURES_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
@@ -193,6 +194,22 @@ def parse_book_ticker(data: dict, instrument: Instrument, ts_init: int) -> Quote
     )
 
 
+def parse_mark_price(data: dict, instrument: Instrument,
+                     ts_init: int) -> tuple[MarkPrice, FundingRate | None]:
+    """Parse a futures `markPriceUpdate`; the funding rate is None for dated contracts (`r` "")."""
+    ts_event = int(data["E"]) * _MS
+    index = data.get("i")
+    mark = MarkPrice(instrument=instrument.id, mark_price=float(data["p"]),
+                     index_price=float(index) if index not in (None, "") else None,
+                     ts_event=ts_event, ts_init=ts_init)
+    rate, next_ms = data.get("r"), data.get("T")
+    if rate in (None, ""):
+        return mark, None
+    return mark, FundingRate(instrument=instrument.id, rate=float(rate),
+                             next_funding_ns=int(next_ms) * _MS if next_ms else None,
+                             ts_event=ts_event, ts_init=ts_init)
+
+
 def stream_names(venue: str, instruments: list[Instrument]) -> list[str]:
     """Return the combined-stream names to subscribe for `instruments`."""
     spec = VENUES[venue]
@@ -200,6 +217,8 @@ def stream_names(venue: str, instruments: list[Instrument]) -> list[str]:
     for inst in instruments:
         sym = inst.venue_symbol.lower()
         names += [f"{sym}@{spec.depth_stream}", f"{sym}@trade", f"{sym}@bookTicker"]
+        if spec.futures:
+            names.append(f"{sym}@{MARK_PRICE_STREAM}")
     return names
 
 
@@ -263,7 +282,9 @@ class BinanceFeed(Feed):
             name = stream.decode()
             channel = name.partition("@")[2]
             kind = "depth" if channel.startswith("depth") else channel
-            if kind not in ("depth", "trade", "aggTrade", "bookTicker"):
+            if channel == MARK_PRICE_STREAM:
+                kind = "markPrice"
+            if kind not in ("depth", "trade", "aggTrade", "bookTicker", "markPrice"):
                 raise DataError(f"unknown channel {channel!r}")
             route = self._routes[stream] = (kind, self.instrument_of(name))
         return route
@@ -286,6 +307,11 @@ class BinanceFeed(Feed):
             # Nobody listening: skip decoding (the frame is still counted as received).
             if self._want_quotes:
                 self.bus.publish(parse_book_ticker(decode(frame)["data"], inst, ts_init))
+        elif kind == "markPrice":
+            mark, funding = parse_mark_price(decode(frame)["data"], inst, ts_init)
+            self.bus.publish(mark)
+            if funding is not None:
+                self.bus.publish(funding)
         else:
             self.bus.publish(parse_trade(decode(frame)["data"], inst, ts_init))
 

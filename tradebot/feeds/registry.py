@@ -10,10 +10,19 @@ from tradebot.domain import Instrument
 from tradebot.feeds.base import Feed
 from tradebot.feeds.binance import VENUES as BINANCE_VENUES
 from tradebot.feeds.binance import BinanceFeed
+from tradebot.feeds.bybit import VENUES as BYBIT_VENUES
+from tradebot.feeds.bybit import BybitFeed
+from tradebot.feeds.coinbase import VENUES as COINBASE_VENUES
+from tradebot.feeds.coinbase import CoinbaseFeed
+from tradebot.feeds.kucoin import VENUES as KUCOIN_VENUES
+from tradebot.feeds.kucoin import KucoinFeed
 
 FeedFactory = Callable[[str, Iterable[Instrument], Bus, Clock], Feed]
 
 FEEDS: dict[str, FeedFactory] = {venue: BinanceFeed for venue in BINANCE_VENUES}
+FEEDS.update({venue: BybitFeed for venue in BYBIT_VENUES})
+FEEDS.update({venue: KucoinFeed for venue in KUCOIN_VENUES})
+FEEDS.update({venue: CoinbaseFeed for venue in COINBASE_VENUES})
 
 
 def build_feed(venue: str, instruments: Iterable[Instrument], bus: Bus, clock: Clock) -> Feed:
