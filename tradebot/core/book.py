@@ -1,5 +1,9 @@
 """L2 order book kernels over integer price and size units.
 
+Each side holds its best `max_levels` levels: a diff stream reaches thousands of levels deep
+(Binance USD-M BTCUSDT: 5,000 bids after six minutes) and every level kept below the top makes
+a deep update cost more; trading and checksums look at the top tens.
+
 Layout of one book (capacity `cap`):
 - `keys[2, cap]` int64: row 0 bids keyed by price, row 1 asks keyed by -price, each ascending,
   so the best level of both sides sits at index `counts[side] - 1` and top-of-book changes
@@ -19,7 +23,7 @@ from numba import njit
 OK = 0
 CAPACITY = 1  # nothing applied: grow the arrays and call again
 CROSSED = 2  # applied, but best bid >= best ask: the book is invalid
-BAD_LEVEL = 3  # a negative price or size or an unknown side: nothing after it applied
+BAD_LEVEL = 3  # a negative price or size or an unknown side: nothing applied
 
 
 @njit(cache=True, nogil=True)
@@ -36,26 +40,86 @@ def _search(keys: np.ndarray, row: int, n: int, key: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _set_level(keys: np.ndarray, sizes: np.ndarray, counts: np.ndarray, row: int, key: int,
-               size: int) -> None:
+def _apply_side(keys: np.ndarray, sizes: np.ndarray, counts: np.ndarray, row: int,  # noqa: C901
+                levels: np.ndarray, n_levels: int, side: int, pend_k: np.ndarray,
+                pend_s: np.ndarray, max_levels: int) -> None:
+    """Apply one side's updates with one merge pass instead of a shift per level.
+
+    Sizes of existing levels change in place and deletions become tombstones (size 0); new
+    levels collect in `pend_*`. Then one forward pass drops the tombstones and one backward
+    pass merges the sorted new levels, each touching only the part of the array at or above
+    the lowest changed index (the best level sits at the end, so top-of-book churn is cheap).
+    """
     n = counts[row]
-    pos = _search(keys, row, n, key)
-    found = pos < n and keys[row, pos] == key
-    if size == 0:
-        if found:
-            for i in range(pos, n - 1):
-                keys[row, i] = keys[row, i + 1]
-                sizes[row, i] = sizes[row, i + 1]
-            counts[row] = n - 1
-    elif found:
-        sizes[row, pos] = size
-    else:
-        for i in range(n, pos, -1):
-            keys[row, i] = keys[row, i - 1]
-            sizes[row, i] = sizes[row, i - 1]
-        keys[row, pos] = key
-        sizes[row, pos] = size
-        counts[row] = n + 1
+    n_pend = 0
+    lowest_del = n
+    for j in range(n_levels):
+        if levels[j, 0] != side:
+            continue
+        key = levels[j, 1] if side == 1 else -levels[j, 1]
+        size = levels[j, 2]
+        pos = _search(keys, row, n, key)
+        if pos < n and keys[row, pos] == key:
+            sizes[row, pos] = size
+            if size == 0 and pos < lowest_del:
+                lowest_del = pos
+            continue
+        found = -1
+        for q in range(n_pend):
+            if pend_k[q] == key:
+                found = q
+        if found >= 0:
+            pend_s[found] = size
+        elif size > 0 and not (n >= max_levels and key < keys[row, 0]):
+            pend_k[n_pend] = key
+            pend_s[n_pend] = size
+            n_pend += 1
+    # Drop tombstones (deleted levels, or levels revived and deleted again).
+    w = lowest_del
+    for i in range(lowest_del, n):
+        if sizes[row, i] != 0:
+            keys[row, w] = keys[row, i]
+            sizes[row, w] = sizes[row, i]
+            w += 1
+    n = w
+    # Sort the pending inserts (few per message: insertion sort), skipping cancelled ones.
+    m = 0
+    for q in range(n_pend):
+        if pend_s[q] == 0:
+            continue
+        k = pend_k[q]
+        v = pend_s[q]
+        i = m - 1
+        while i >= 0 and pend_k[i] > k:
+            pend_k[i + 1] = pend_k[i]
+            pend_s[i + 1] = pend_s[i]
+            i -= 1
+        pend_k[i + 1] = k
+        pend_s[i + 1] = v
+        m += 1
+    # Merge from the top down.
+    i = n - 1
+    j = m - 1
+    w = n + m - 1
+    while j >= 0:
+        if i >= 0 and keys[row, i] > pend_k[j]:
+            keys[row, w] = keys[row, i]
+            sizes[row, w] = sizes[row, i]
+            i -= 1
+        else:
+            keys[row, w] = pend_k[j]
+            sizes[row, w] = pend_s[j]
+            j -= 1
+        w -= 1
+    n += m
+    if n > max_levels + (max_levels >> 2):
+        # Amortised trim: drop the worst levels in one shift once a quarter over the limit.
+        drop = n - max_levels
+        for i in range(max_levels):
+            keys[row, i] = keys[row, i + drop]
+            sizes[row, i] = sizes[row, i + drop]
+        n = max_levels
+    counts[row] = n
 
 
 @njit(cache=True, nogil=True)
@@ -73,22 +137,23 @@ def _write_top(keys: np.ndarray, sizes: np.ndarray, counts: np.ndarray, top: np.
 
 @njit(cache=True, nogil=True)
 def book_apply(keys: np.ndarray, sizes: np.ndarray, counts: np.ndarray, levels: np.ndarray,
-               n_levels: int, top: np.ndarray) -> int:
-    """Apply `levels[:n_levels]` to the book and write the top of book; return a status."""
+               n_levels: int, top: np.ndarray, max_levels: int) -> int:
+    """Apply `levels[:n_levels]` to the book and write the top of book; return a status.
+
+    Each side keeps its best `max_levels` levels (up to a quarter more between trims): a new
+    level worse than the worst kept one on a full side is not tracked.
+    """
     cap = keys.shape[1]
     if counts[0] + n_levels > cap or counts[1] + n_levels > cap:
         return CAPACITY
     for j in range(n_levels):
         side = levels[j, 0]
-        price = levels[j, 1]
-        size = levels[j, 2]
-        if price < 0 or size < 0 or (side != 1 and side != -1):
-            _write_top(keys, sizes, counts, top)
-            return BAD_LEVEL
-        if side == 1:
-            _set_level(keys, sizes, counts, 0, price, size)
-        else:
-            _set_level(keys, sizes, counts, 1, -price, size)
+        if levels[j, 1] < 0 or levels[j, 2] < 0 or (side != 1 and side != -1):
+            return BAD_LEVEL  # checked before anything changes: the book is untouched
+    pend_k = np.empty(n_levels, np.int64)
+    pend_s = np.empty(n_levels, np.int64)
+    _apply_side(keys, sizes, counts, 0, levels, n_levels, 1, pend_k, pend_s, max_levels)
+    _apply_side(keys, sizes, counts, 1, levels, n_levels, -1, pend_k, pend_s, max_levels)
     return _write_top(keys, sizes, counts, top)
 
 
@@ -150,7 +215,7 @@ def warmup() -> None:
     """Compile every kernel of this module with production types."""
     keys, sizes, counts, top = new_book(8)
     levels = np.array([[1, 100, 5], [-1, 101, 7]], np.int64)
-    book_apply(keys, sizes, counts, levels, 2, top)
+    book_apply(keys, sizes, counts, levels, 2, top, 1000)
     out = np.zeros((4, 2), np.int64)
     book_walk(keys, sizes, counts, 1, 3, 0, out)
     book_levels(keys, sizes, counts, 0, 4, out)

@@ -79,18 +79,22 @@ class BookState(StrEnum):
 class OrderBook:
     """The arrays of one L2 book and read-only queries over them."""
 
-    def __init__(self, instrument: Instrument, capacity: int = 2048) -> None:
+    def __init__(self, instrument: Instrument, capacity: int = 2048,
+                 max_levels: int = 1000) -> None:
         self.instrument = instrument
+        self.max_levels = max_levels
         self.keys, self.sizes, self.counts, self.top = kbook.new_book(capacity)
         self._px_div = float(10**instrument.price_decimals)
         self._sz_div = float(10**instrument.size_decimals)
 
     def apply(self, levels: np.ndarray, n: int) -> int:
         """Apply `levels[:n]`, growing the arrays when full; return the kernel status."""
-        status = kbook.book_apply(self.keys, self.sizes, self.counts, levels, n, self.top)
+        status = kbook.book_apply(self.keys, self.sizes, self.counts, levels, n, self.top,
+                                  self.max_levels)
         while status == kbook.CAPACITY:
             self._grow(int(self.counts.max()) + n)
-            status = kbook.book_apply(self.keys, self.sizes, self.counts, levels, n, self.top)
+            status = kbook.book_apply(self.keys, self.sizes, self.counts, levels, n, self.top,
+                                      self.max_levels)
         return status
 
     def _grow(self, needed: int) -> None:

@@ -28,13 +28,13 @@ def test_apply_matches_a_dict_reference_and_reports_crossing(batches: list) -> N
     applied: list[tuple[int, int, int]] = []
     for batch in batches:
         levels = np.array(batch, np.int64).reshape(-1, 3)
-        status = kbook.book_apply(keys, sizes, counts, levels, len(batch), top)
+        status = kbook.book_apply(keys, sizes, counts, levels, len(batch), top, 10_000)
         while status == kbook.CAPACITY:
             grown = [np.zeros((2, keys.shape[1] * 2), np.int64) for _ in range(2)]
             grown[0][:, : keys.shape[1]] = keys
             grown[1][:, : keys.shape[1]] = sizes
             keys, sizes = grown
-            status = kbook.book_apply(keys, sizes, counts, levels, len(batch), top)
+            status = kbook.book_apply(keys, sizes, counts, levels, len(batch), top, 10_000)
         applied += batch
         bids, asks = reference(applied)
         got_bids = {int(keys[0, i]): int(sizes[0, i]) for i in range(counts[0])}
@@ -49,14 +49,15 @@ def test_apply_matches_a_dict_reference_and_reports_crossing(batches: list) -> N
 
 def test_negative_size_is_reported_not_applied() -> None:
     keys, sizes, counts, top = kbook.new_book(8)
-    status = kbook.book_apply(keys, sizes, counts, np.array([[1, 10, -1]], np.int64), 1, top)
+    status = kbook.book_apply(keys, sizes, counts, np.array([[1, 10, -1]], np.int64), 1, top,
+                              100)
     assert status == kbook.BAD_LEVEL and counts[0] == 0
 
 
 def test_walk_takes_best_levels_first_and_respects_the_limit() -> None:
     keys, sizes, counts, top = kbook.new_book(8)
     levels = np.array([[-1, 101, 2], [-1, 103, 5], [-1, 102, 1], [1, 99, 4]], np.int64)
-    kbook.book_apply(keys, sizes, counts, levels, 4, top)
+    kbook.book_apply(keys, sizes, counts, levels, 4, top, 100)
     out = np.zeros((8, 2), np.int64)
     n = kbook.book_walk(keys, sizes, counts, 1, 6, 0, out)
     assert out[:n].tolist() == [[101, 2], [102, 1], [103, 3]]
@@ -64,3 +65,16 @@ def test_walk_takes_best_levels_first_and_respects_the_limit() -> None:
     assert out[:n].tolist() == [[101, 2], [102, 1]]
     n = kbook.book_walk(keys, sizes, counts, -1, 9, 0, out)
     assert out[:n].tolist() == [[99, 4]]
+
+
+def test_depth_is_bounded_keeping_the_best_levels() -> None:
+    keys, sizes, counts, top = kbook.new_book(64)
+    bids = np.array([[1, p, 1] for p in range(1, 21)], np.int64)
+    assert kbook.book_apply(keys, sizes, counts, bids, 20, top, 8) == kbook.OK
+    assert counts[0] == 8 and keys[0, :8].tolist() == list(range(13, 21))  # trimmed to the best 8
+    worse = np.array([[1, 2, 5]], np.int64)
+    kbook.book_apply(keys, sizes, counts, worse, 1, top, 8)
+    assert 2 not in keys[0, : counts[0]].tolist()  # below the worst kept level: not tracked
+    better = np.array([[1, 30, 5], [1, 20, 0]], np.int64)
+    kbook.book_apply(keys, sizes, counts, better, 2, top, 8)
+    assert top[0] == 30 and keys[0, counts[0] - 1] == 30 and 20 not in keys[0, : counts[0]]

@@ -97,7 +97,7 @@ def test_canonical_crc_matches_a_string_reference(levels: list[tuple[int, int]],
     top = np.zeros(4, np.int64)
     half = len(levels) // 2
     rows = [(1, p, s) for p, s in levels[:half]] + [(-1, p + 10**10, s) for p, s in levels[half:]]
-    kbook.book_apply(keys, sizes, counts, np.array(rows, np.int64), len(rows), top)
+    kbook.book_apply(keys, sizes, counts, np.array(rows, np.int64), len(rows), top, 10_000)
 
     def text(u: int, d: int) -> str:
         s = format(Decimal(u).scaleb(-d), "f")
