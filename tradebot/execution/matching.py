@@ -182,12 +182,14 @@ class Matcher:
             self._cross(st, book, ts)
 
     def _update_queues(self, st: InstrumentOrders) -> None:
+        # Only the orders whose level changed since the last look cost Python time.
+        nr = len(st.resting)
+        out, known = st.out, st.known
+        changed = np.flatnonzero(out[:nr] != known)
         queue = self.queue
-        out = st.out
-        for i, o in enumerate(st.resting):
+        for i in changed.tolist():
+            o = st.resting[i]
             new = int(out[i])
-            if new == o.level and o.ahead >= 0:
-                continue
             if o.ahead < 0:
                 # Restored after a restart: the queue position is recomputed from this book.
                 o.ahead = o.ahead_entry = new
@@ -195,6 +197,7 @@ class Matcher:
                 o.ahead = queue.on_level_change(o.ahead, o.level, new, o.traded)
             o.level = new
             o.traded = 0
+            known[i] = new
 
     def _cross(self, st: InstrumentOrders, book: BookLike, ts: int) -> None:
         top = book.top

@@ -91,6 +91,7 @@ class InstrumentOrders:
     rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     prices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     out: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    known: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     taken_keys: list[tuple[int, int]] = field(default_factory=list)
     max_bid: int = 0
     min_ask: int = 0
@@ -102,9 +103,11 @@ class InstrumentOrders:
         self.rows = np.empty(n, np.int64)
         self.prices = np.empty(n, np.int64)
         self.out = np.empty(n, np.int64)
+        self.known = np.empty(len(self.resting), np.int64)
         for i, o in enumerate(self.resting):
             self.rows[i] = o.row
             self.prices[i] = o.limit
+            self.known[i] = o.level if o.ahead >= 0 else -1
         for j, (row, price) in enumerate(self.taken_keys, start=len(self.resting)):
             self.rows[j] = row
             self.prices[j] = price
