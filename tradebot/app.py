@@ -5,19 +5,21 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import aiohttp
 import structlog
+from prometheus_client import Counter
 
 from tradebot.bus import Bus, register_bus_metrics
 from tradebot.clock import Clock, LiveClock, SimClock, monotonic
 from tradebot.config import Config
 from tradebot.core.warmup import warmup_all
 from tradebot.domain import Instrument, InstrumentId
+from tradebot.errors import ConfigError, DataError
 from tradebot.events import Fill, OrderDenied, SubmitOrder
 from tradebot.execution import kernels as paper_kernels
 from tradebot.execution.base import Order
@@ -26,7 +28,7 @@ from tradebot.execution.liquidation import Liquidator
 from tradebot.execution.paper import PaperVenue
 from tradebot.execution.toxicity import FillToxicity
 from tradebot.feeds.base import Feed, FeedRunner, register_feed_metrics
-from tradebot.feeds.registry import build_feed
+from tradebot.feeds.registry import build_feed, feed_class
 from tradebot.feeds.replay import Recording, ReplayDriver, first_timestamp
 from tradebot.log import Throttle
 from tradebot.portfolio.funding import FundingScheduler
@@ -40,6 +42,11 @@ from tradebot.strategies.registry import build_strategy
 from tradebot.systemd import WATCHDOG_SKIPS, Notifier
 
 log = structlog.get_logger(__name__)
+
+INSTRUMENT_FETCH_ERRORS = Counter(
+    "tradebot_instrument_fetch_errors_total",
+    "Venue instrument lists that could not be fetched at start (the config is used)", ["venue"],
+)
 
 
 class FillDigest:
@@ -74,12 +81,15 @@ class App:
 
     def __init__(self, config: Config, clock: Clock,
                  feed_instruments: dict[str, list[Instrument]] | None = None,
-                 notifier: Notifier | None = None) -> None:
+                 notifier: Notifier | None = None,
+                 instruments: Mapping[InstrumentId, Instrument] | None = None) -> None:
         self.config = config
         self.clock = clock
         self.notifier = notifier or Notifier({})
         self.bus = bus = Bus()
-        self.instruments = config.instrument_map()
+        # Venue instrument lists (fetched at start, or carried by a recording); the config's
+        # [[instruments]] override them.
+        self.instruments = {**(instruments or {}), **config.instrument_map()}
         if feed_instruments is None:
             feed_instruments = {
                 f.venue: [self.instruments[InstrumentId(s, f.venue)] for s in f.symbols]
@@ -340,10 +350,14 @@ class App:
             "gaps": sum(b.gaps for b in books),
             "resyncs": sum(b.resyncs for b in books),
             "parse_errors": parse_errors,
+            "checksums_ok": sum(b.checksums_ok for b in books),
+            "checksums_failed": sum(b.checksums_failed for b in books),
             "books_valid": all(b.valid for b in books),
             "books": {str(b.instrument.id): {"state": b.state.value, "gaps": b.gaps,
                                              "snapshots": b.snapshots,
-                                             "stale_dropped": b.stale_dropped}
+                                             "stale_dropped": b.stale_dropped,
+                                             "checksums_ok": b.checksums_ok,
+                                             "checksums_failed": b.checksums_failed}
                       for b in books},
             "orders": self.counts.orders,
             "denied": self.counts.denied,
@@ -355,6 +369,41 @@ class App:
         }
 
 
-def live_app(config: Config, notifier: Notifier) -> App:
+def live_app(config: Config, notifier: Notifier,
+             instruments: Mapping[InstrumentId, Instrument] | None = None) -> App:
     """Build the App for a live run."""
-    return App(config, LiveClock(), notifier=notifier)
+    return App(config, LiveClock(), notifier=notifier, instruments=instruments)
+
+
+async def fetch_venue_instruments(config: Config) -> dict[InstrumentId, Instrument]:
+    """Fetch the instrument lists of feeds with `instruments_from_venue` set.
+
+    A venue that cannot be reached is logged and counted, and its feed falls back to the
+    config's [[instruments]]; a symbol found in neither is a config error (exit 78).
+    """
+    found: dict[InstrumentId, Instrument] = {}
+    feeds = [f for f in config.feeds if f.instruments_from_venue]
+    if not feeds:
+        return found
+    async with aiohttp.ClientSession() as session:
+        for cfg in feeds:
+            cls = feed_class(cfg.venue)
+            try:
+                for url in cls.instruments_urls(cfg.venue, cfg):
+                    async with session.get(url, timeout=aiohttp.ClientTimeout(total=15)) as resp:
+                        resp.raise_for_status()
+                        body = await resp.read()
+                    found.update((i.id, i) for i in cls.parse_instruments(cfg.venue, body)
+                                 if i.id.symbol in cfg.symbols)
+            except (aiohttp.ClientError, TimeoutError, OSError, DataError) as exc:
+                INSTRUMENT_FETCH_ERRORS.labels(cfg.venue).inc()
+                log.warning("instruments_fetch_failed", venue=cfg.venue, error=repr(exc))
+    known = set(found) | set(config.instrument_map())
+    for i, cfg in enumerate(config.feeds):
+        missing = [s for s in cfg.symbols if InstrumentId(s, cfg.venue) not in known]
+        if missing:
+            raise ConfigError(f"{', '.join(missing)} on {cfg.venue}: not in the venue's "
+                              "instrument list nor in [[instruments]]",
+                              key=f"feeds[{i}].symbols", source=config.source)
+    log.info("instruments_loaded", count=len(found))
+    return found

@@ -97,14 +97,18 @@ def _guarded(config: Config, args: argparse.Namespace) -> int:
 
 
 def _run(config: Config) -> int:
-    from tradebot.app import live_app
+    from tradebot.app import fetch_venue_instruments, live_app
     from tradebot.systemd import Notifier
 
     notifier = Notifier()
-    app = live_app(config, notifier)
     log.info("service_starting", version=__version__, config=config.source,
              database=_redact(config.database_url()))
-    return uvloop.run(app.run_live())
+
+    async def main() -> int:
+        instruments = await fetch_venue_instruments(config)
+        return await live_app(config, notifier, instruments).run_live()
+
+    return uvloop.run(main())
 
 
 def _replay(config: Config, args: argparse.Namespace) -> int:
@@ -114,17 +118,7 @@ def _replay(config: Config, args: argparse.Namespace) -> int:
     from tradebot.feeds.replay import inspect
 
     recordings = [inspect(p, args.venue) for p in args.files]
-    instruments = config.instrument_map()
-    by_symbol = {(i.id.venue, i.venue_symbol): i for i in instruments.values()}
-    feed_instruments: dict[str, list[Any]] = {}
-    for rec in recordings:
-        for sym in rec.depth_symbols:
-            inst = by_symbol.get((rec.venue, sym))
-            if inst is None:
-                raise ConfigError(f"{rec.path}: {sym} on {rec.venue} has no [[instruments]] entry",
-                                  key="instruments", source=config.source)
-            if inst not in feed_instruments.setdefault(rec.venue, []):
-                feed_instruments[rec.venue].append(inst)
+    feed_instruments, recorded = _replay_instruments(config, recordings)
     with tempfile.TemporaryDirectory(prefix="tradebot-replay-") as tmp:
         url = args.db or f"sqlite:///{Path(tmp) / 'replay.sqlite3'}"
         state = StateConfig(**{**_fields(config.state), "database_url": url})
@@ -136,7 +130,7 @@ def _replay(config: Config, args: argparse.Namespace) -> int:
 
             config = dataclasses.replace(config, strategies=[
                 StrategyConfig(name=args.strategy, kind=args.strategy)])
-        app = App(config, SimClock(), feed_instruments=feed_instruments)
+        app = App(config, SimClock(), feed_instruments=feed_instruments, instruments=recorded)
         summary = uvloop.run(app.run_replay(recordings, speed=args.speed,
                                             progress=False if args.no_progress else None))
     if args.json:
@@ -146,6 +140,38 @@ def _replay(config: Config, args: argparse.Namespace) -> int:
             if key != "books":
                 print(f"{key:>20}: {value}")
     return EX_OK
+
+
+def _replay_instruments(config: Config, recordings: list[Any]) -> tuple[dict[str, list[Any]],
+                                                                         dict[Any, Any]]:
+    # The instruments each recording's books need: [[instruments]] first, else the
+    # recording's own instrument list; returns them by venue, and those not in the config.
+    from tradebot.feeds.registry import feed_class
+
+    instruments = config.instrument_map()
+    by_symbol = {(i.id.venue, i.venue_symbol): i for i in instruments.values()}
+    feed_instruments: dict[str, list[Any]] = {}
+    recorded: dict[Any, Any] = {}  # instruments a recording's own instrument list describes
+    for rec in recordings:
+        own = {i.venue_symbol: i for i in rec.instruments}
+        if rec.framing != "hftbacktest" and not rec.depth_symbols:
+            # No instrument list in or beside the recording: match the configured ones.
+            configured = [i for i in instruments.values() if i.id.venue == rec.venue]
+            rec.depth_symbols = [i.venue_symbol for i in feed_class(rec.venue)
+                                 .recorded_instruments(rec.subscribed, configured)]
+            if not rec.depth_symbols:
+                raise DataError(f"{rec.path}: none of its subscriptions is in [[instruments]] "
+                                f"for {rec.venue}")
+        for sym in rec.depth_symbols:
+            inst = by_symbol.get((rec.venue, sym)) or own.get(sym)
+            if inst is not None and inst.id not in instruments:
+                recorded[inst.id] = inst
+            if inst is None:
+                raise ConfigError(f"{rec.path}: {sym} on {rec.venue} has no [[instruments]] entry",
+                                  key="instruments", source=config.source)
+            if inst not in feed_instruments.setdefault(rec.venue, []):
+                feed_instruments[rec.venue].append(inst)
+    return feed_instruments, recorded
 
 
 def _fields(obj: Any) -> dict[str, Any]:

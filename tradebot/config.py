@@ -58,7 +58,8 @@ class ServerConfig:
 class FeedConfig:
     venue: str = _opt("binance", choices=("binance", "binance_usdm", "binance_coinm", "bybit",
                                           "bybit_linear", "bybit_inverse", "kucoin",
-                                          "coinbase", "coinbase_exchange"))
+                                          "coinbase", "coinbase_exchange", "kraken",
+                                          "okx"))
     symbols: list[str] = _opt(["BTC-USDT", "ETH-USDT"])
     ws_url: str = ""  # empty: the venue's public endpoint
     rest_url: str = ""  # empty: the venue's public REST endpoint
@@ -68,6 +69,9 @@ class FeedConfig:
     resync_min_interval_s: float = _opt(1.0, min=0.0, max=600.0)
     snapshot_limit: int = _opt(1000, min=5, max=5000)
     max_connection_age_s: float = _opt(23 * 3600.0, min=10.0, max=24 * 3600.0)
+    # Load tick/lot sizes from the venue's REST instrument list at start; [[instruments]]
+    # entries override what it says, and stand in when it cannot be reached.
+    instruments_from_venue: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,6 +459,6 @@ def _validate_feeds(config: Config, known: set[InstrumentId]) -> None:
         if feed.backoff_initial_s > feed.backoff_max_s:
             raise fail(f"feeds[{i}].backoff_initial_s", "must not exceed backoff_max_s")
         for symbol in feed.symbols:
-            if InstrumentId(symbol, feed.venue) not in known:
+            if not feed.instruments_from_venue and InstrumentId(symbol, feed.venue) not in known:
                 raise fail(f"feeds[{i}].symbols",
                            f"{symbol} on {feed.venue} is not in [[instruments]]")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 # Every core module with a `warmup()`; a module listed here that is absent is an error.
-MODULES = ("book", "jsonscan", "signals", "checksum", "levels")
+MODULES = ("book", "jsonscan", "signals", "checksum", "objscan", "levels")
 
 
 def warmup_all() -> list[str]:

@@ -188,9 +188,20 @@ class Feed(abc.ABC):
         return ""
 
     @classmethod
+    def instruments_urls(cls, venue: str, config: FeedConfig) -> list[str]:
+        """Return every URL of the venue's instrument lists (one per market type)."""
+        url = cls.instruments_url(venue, config)
+        return [url] if url else []
+
+    @classmethod
     def parse_instruments(cls, venue: str, body: bytes) -> list[Instrument]:
         """Parse the venue's instrument list into Instruments with normalized symbols."""
         raise DataError(f"{venue} has no instrument list parser")
+
+    @classmethod
+    def is_instruments_url(cls, venue: str, url: str) -> bool:
+        """Return True when a recorded REST URL is the venue's instrument list."""
+        return False
 
     @classmethod
     def recorded_instruments(cls, client_frames: Sequence[bytes],

@@ -1,26 +1,63 @@
 """Play recordings through the same feeds as a live run, under a simulated clock.
 
-Format (`../shared/data/binance_hftbacktest`): gzip or plain text, one message per line,
-`<receive time ns> <raw JSON>`; combined-stream frames, plus REST depth snapshot bodies
-(`{"lastUpdateId": ...}`) that belong to the file's depth stream. Several files play in order
-as one continuous stream.
+Three framings, told apart by their first line:
+- hftbacktest (`../shared/data/binance_hftbacktest`): gzip or plain text, one message per line,
+  `<receive time ns> <raw JSON>`; combined-stream frames, plus REST depth snapshot bodies
+  (`{"lastUpdateId": ...}`) that belong to the file's single depth stream.
+- cryptofeed (`../shared/data/cryptofeed`): `NAME.ws.N.0` starts with `<url> <-> <ts>` (one
+  connection), then `<unix ts>: <frame>` received and `<url> <- <ts>: <frame>` sent; some frames
+  are Python byte literals `b'...'` of raw-deflate data. `NAME.http.0.0` beside it holds REST
+  snapshots `<url> -> <ts>: <body>`, merged by time; `NAME.0` holds the instrument lists.
+- tradebot (`tradebot record`): a `<ns> #tradebot venue=V` header, then `<ns> <frame>`
+  received, `<ns> < <frame>` sent and `<ns> > <url> <body>` REST responses.
+
+REST snapshots reach the feed as a live one does: `Feed.parse_snapshot`, then `on_snapshot`.
+Several files play in order; each cryptofeed or tradebot connection resets the books as a new
+connection would.
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import gzip
+import heapq
+import re
 import sys
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from tradebot.clock import SimClock, monotonic
+from tradebot.domain import Instrument
 from tradebot.errors import DataError
 from tradebot.feeds.base import Feed
+from tradebot.feeds.registry import feed_class
 
 _SNAPSHOT_PREFIX = b'{"lastUpdateId"'
+_TRADEBOT_HEADER = b"#tradebot"
+# cryptofeed's file names -> our venue names.
+CRYPTOFEED_VENUES = {
+    "BINANCE": "binance", "BINANCE_FUTURES": "binance_usdm", "BINANCE_DELIVERY": "binance_coinm",
+    "KRAKEN": "kraken", "OKX": "okx", "KUCOIN": "kucoin", "COINBASE": "coinbase",
+    "BYBIT": "bybit",
+}
+_CF_NAME = re.compile(r"^(?P<name>[A-Z_]+)\.ws\.\d+\.\d+$")
+_CF_CONNECT = re.compile(rb"^(\S+) <-> (\d+(?:\.\d+)?)$")
+_CF_SENT = re.compile(rb"^(\S+) <- (\d+(?:\.\d+)?): ")
+_CF_REST = re.compile(rb"^(\S+) -> (\d+(?:\.\d+)?): ")
+_CF_FRAME = re.compile(rb"^(\d+(?:\.\d+)?): ")
+
+
+class Entry(NamedTuple):
+    """One recorded event: kind "frame" (received), "sent", "rest" or "connect"."""
+
+    ts: int
+    kind: str
+    url: str
+    payload: bytes
 
 
 def read_lines(path: Path, position: list[int] | None = None) -> Iterator[tuple[int, bytes]]:
@@ -62,25 +99,151 @@ def _split_line(path: Path, lineno: int, line: bytes) -> tuple[int, bytes]:
 
 
 def first_timestamp(path: Path) -> int:
-    """Return the receive time of the first line of a recording."""
-    for ts, _ in read_lines(path):
-        return ts
+    """Return the receive time of the first line of a recording, in any framing."""
+    framing = detect_framing(path)
+    if framing == "hftbacktest":
+        for ts, _ in read_lines(path):
+            return ts
+    else:
+        for entry in read_entries(path, framing):
+            return entry.ts
     raise DataError(f"{path}: recording is empty")
+
+
+def _open(path: Path) -> IO[bytes]:
+    raw = path.open("rb")
+    magic = raw.read(2)
+    raw.seek(0)
+    if magic == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    return raw
+
+
+def detect_framing(path: Path) -> str:
+    """Return "hftbacktest", "cryptofeed" or "tradebot" from the first line of a recording."""
+    if not path.exists():
+        raise FileNotFoundError(f"recording {path} does not exist")
+    with _open(path) as fh:
+        first = fh.readline(1 << 16).rstrip(b"\r\n")
+    if _CF_CONNECT.match(first):
+        return "cryptofeed"
+    ts, _, rest = first.partition(b" ")
+    if ts.isdigit() and rest.startswith(_TRADEBOT_HEADER):
+        return "tradebot"
+    return "hftbacktest"
+
+
+def seconds_to_ns(text: bytes) -> int:
+    """Convert `1618678132.3858151` to integer ns exactly (no float on the way)."""
+    whole, _, frac = text.partition(b".")
+    return int(whole) * 1_000_000_000 + int((frac + b"000000000")[:9])
+
+
+def decode_payload(payload: bytes) -> bytes:
+    """Return a frame; a Python byte literal `b'...'` holds raw-deflate data (OKX)."""
+    if not payload.startswith((b"b'", b'b"')):
+        return payload
+    try:
+        raw = ast.literal_eval(payload.decode())
+        return zlib.decompress(raw, -zlib.MAX_WBITS)
+    except (ValueError, SyntaxError, zlib.error, UnicodeDecodeError) as exc:
+        raise DataError(f"undecodable byte-literal frame: {exc}") from None
+
+
+def _cryptofeed_ws(path: Path) -> Iterator[Entry]:
+    with _open(path) as fh:
+        for lineno, raw in enumerate(fh, 1):
+            line = raw.rstrip(b"\r\n")
+            if not line.strip():
+                continue
+            if m := _CF_FRAME.match(line):
+                yield Entry(seconds_to_ns(m.group(1)), "frame", "",
+                            decode_payload(line[m.end():]))
+            elif m := _CF_SENT.match(line):
+                yield Entry(seconds_to_ns(m.group(2)), "sent", m.group(1).decode(),
+                            line[m.end():])
+            elif m := _CF_CONNECT.match(line):
+                yield Entry(seconds_to_ns(m.group(2)), "connect", m.group(1).decode(), b"")
+            else:
+                raise DataError(f"{path}:{lineno}: not a cryptofeed ws line: {line[:80]!r}")
+
+
+def read_rest_lines(path: Path) -> Iterator[Entry]:
+    """Yield the `<url> -> <ts>: <body>` lines of a cryptofeed REST file (others skipped)."""
+    with _open(path) as fh:
+        for raw in fh:
+            line = raw.rstrip(b"\r\n")
+            if m := _CF_REST.match(line):
+                yield Entry(seconds_to_ns(m.group(2)), "rest", m.group(1).decode(),
+                            line[m.end():])
+
+
+def _tradebot(path: Path) -> Iterator[Entry]:
+    with _open(path) as fh:
+        for lineno, raw in enumerate(fh, 1):
+            line = raw.rstrip(b"\r\n")
+            if not line:
+                continue
+            ts, sep, payload = line.partition(b" ")
+            if not sep or not ts.isdigit():
+                raise DataError(f"{path}:{lineno}: expected '<ns> <frame>', got {line[:80]!r}")
+            if payload.startswith(b"< "):
+                yield Entry(int(ts), "sent", "", payload[2:])
+            elif payload.startswith(b"> "):
+                url, _, body = payload[2:].partition(b" ")
+                yield Entry(int(ts), "rest", url.decode(), body)
+            elif payload.startswith(_TRADEBOT_HEADER):
+                yield Entry(int(ts), "connect", "", payload)
+            else:
+                yield Entry(int(ts), "frame", "", payload)
+
+
+def http_companion(path: Path) -> Path | None:
+    """Return the cryptofeed REST file recorded beside `NAME.ws.N.0`, if any."""
+    m = _CF_NAME.match(path.name)
+    if m is None:
+        return None
+    http = path.with_name(f"{m.group('name')}.http.0.0")
+    return http if http.exists() else None
+
+
+def read_entries(path: Path, framing: str | None = None) -> Iterator[Entry]:
+    """Yield a cryptofeed or tradebot recording's entries in time order (REST merged in)."""
+    framing = framing or detect_framing(path)
+    if framing == "tradebot":
+        yield from _tradebot(path)
+        return
+    if framing != "cryptofeed":
+        raise DataError(f"{path}: read_entries reads cryptofeed or tradebot framing only")
+    http = http_companion(path)
+    if http is None:
+        yield from _cryptofeed_ws(path)
+        return
+    yield from heapq.merge(_cryptofeed_ws(path), read_rest_lines(http), key=lambda e: e.ts)
 
 
 @dataclass(slots=True)
 class Recording:
-    """One file: its venue and the venue symbols of its depth streams."""
+    """One file: its venue, framing, and the instruments it carries.
+
+    hftbacktest files name their depth streams' venue symbols (`depth_symbols`), to be matched
+    with configured instruments; cryptofeed and tradebot recordings carry the venue's own
+    instrument list, parsed into `instruments` (the config may override them).
+    """
 
     path: Path
     venue: str
     depth_symbols: list[str] = field(default_factory=list)
+    framing: str = "hftbacktest"
+    instruments: list[Instrument] = field(default_factory=list)
+    subscribed: list[bytes] = field(default_factory=list)  # the frames the client sent
 
 
 def inspect(path: Path, venue: str | None = None, probe_lines: int = 5000) -> Recording:
-    """Read the start of a recording to find its venue (unless given) and depth symbols."""
-    if not path.exists():
-        raise FileNotFoundError(f"recording {path} does not exist")
+    """Read the start of a recording to find its venue (unless given) and instruments."""
+    framing = detect_framing(path)
+    if framing != "hftbacktest":
+        return _inspect_entries(path, framing, venue)
     symbols: list[str] = []
     detected: str | None = None
     for i, (_, payload) in enumerate(read_lines(path)):
@@ -98,6 +261,49 @@ def inspect(path: Path, venue: str | None = None, probe_lines: int = 5000) -> Re
     if not symbols:
         raise DataError(f"{path}: no depth stream found in the first {probe_lines} lines")
     return Recording(path=path, venue=venue or detected or "binance", depth_symbols=symbols)
+
+
+def _inspect_entries(path: Path, framing: str, venue: str | None) -> Recording:
+    sent: list[bytes] = []
+    rest: list[Entry] = []
+    for entry in read_entries(path, framing):
+        if entry.kind == "sent":
+            sent.append(entry.payload)
+        elif entry.kind == "rest":
+            rest.append(entry)
+        elif entry.kind == "connect" and venue is None and framing == "tradebot":
+            venue = _header_venue(entry.payload)
+    if venue is None and (m := _CF_NAME.match(path.name)) is not None:
+        venue = CRYPTOFEED_VENUES.get(m.group("name"))
+    if venue is None:
+        raise DataError(f"{path}: cannot tell the venue; pass --venue")
+    cls = feed_class(venue)
+    known: dict[str, Instrument] = {}
+    for body in _instrument_lists(path, framing, cls, venue, rest):
+        for inst in cls.parse_instruments(venue, body):
+            known.setdefault(inst.venue_symbol, inst)
+    instruments = cls.recorded_instruments(sent, known.values())
+    return Recording(path=path, venue=venue, framing=framing, instruments=instruments,
+                     depth_symbols=[i.venue_symbol for i in instruments], subscribed=sent)
+
+
+def _instrument_lists(path: Path, framing: str, cls: type[Feed], venue: str,
+                      rest: list[Entry]) -> list[bytes]:
+    # In the recording itself (tradebot), or in the cryptofeed `NAME.0` beside it.
+    entries = list(rest)
+    if framing == "cryptofeed" and (m := _CF_NAME.match(path.name)) is not None:
+        listing = path.with_name(f"{m.group('name')}.0")
+        if listing.exists():
+            entries += read_rest_lines(listing)
+    return [e.payload for e in entries if cls.is_instruments_url(venue, e.url)]
+
+
+def _header_venue(header: bytes) -> str | None:
+    for word in header.split():
+        key, _, value = word.partition(b"=")
+        if key == b"venue" and value:
+            return value.decode()
+    return None
 
 
 def _detect_binance(depth_frame: bytes) -> str:
@@ -147,6 +353,10 @@ class ReplayDriver:
         done_bytes = 0
         for rec in self._recordings:
             feed = self._feeds[rec.venue]
+            if rec.framing != "hftbacktest":
+                await self._play_entries(feed, rec, pace, speed)
+                done_bytes += rec.path.stat().st_size
+                continue
             position = [0]
             for n, (ts, payload) in enumerate(read_lines(rec.path, position)):
                 self._clock.advance_to(ts)
@@ -162,6 +372,36 @@ class ReplayDriver:
             done_bytes += rec.path.stat().st_size
         if bar is not None:
             bar.update(total, self.messages, force=True)
+
+    async def _play_entries(self, feed: Feed, rec: Recording, pace: _Pacer,
+                            speed: float) -> None:
+        for n, entry in enumerate(read_entries(rec.path, rec.framing)):
+            self._clock.advance_to(entry.ts)
+            kind = entry.kind
+            if kind == "frame":
+                feed.on_frame(entry.payload, entry.ts)
+                self.messages += 1
+            elif kind == "rest":
+                self._rest(feed, entry)
+            elif kind == "connect":
+                feed.reset_books("connect")
+            if n & 1023 == 0 or speed > 0:
+                await pace.wait(entry.ts)
+                if n & 1023 == 0:
+                    await asyncio.sleep(0)
+
+    def _rest(self, feed: Feed, entry: Entry) -> None:
+        if feed.is_instruments_url(feed.venue, entry.url):
+            return
+        inst = feed.instrument_for_url(entry.url)
+        if inst is None:
+            return  # a snapshot of an instrument this replay does not follow
+        try:
+            snapshot = feed.parse_snapshot(entry.payload, inst, entry.ts)
+        except DataError as exc:
+            feed.parse_error("snapshot", exc, entry.payload)
+            return
+        feed.on_snapshot(snapshot)
 
     def _dispatch(self, feed: Feed, rec: Recording, ts: int, payload: bytes) -> None:
         if payload.startswith(_SNAPSHOT_PREFIX):
