@@ -33,11 +33,12 @@ REPEATS = 5
 
 
 def replay_once() -> tuple[dict[str, object], np.ndarray]:
+    import dataclasses
+
     from tradebot.app import App
     from tradebot.clock import SimClock
     from tradebot.config import StateConfig, load_config
     from tradebot.feeds.replay import inspect
-    import dataclasses
 
     config = load_config(environ={})
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,13 +95,17 @@ async def startup_once(tmp: Path) -> tuple[float, int]:
         pass
     ready_s = time.perf_counter() - started
     await asyncio.sleep(3)  # streaming for a while
-    rss_kb = int(next(line.split()[1] for line in Path(f"/proc/{proc.pid}/status").read_text()
-                      .splitlines() if line.startswith("VmRSS")))
+    rss_kb = rss_of(proc.pid)
     proc.send_signal(signal.SIGTERM)
     await proc.wait()
     sock.close()
     await fake.stop()
     return ready_s, rss_kb
+
+
+def rss_of(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
 
 
 def bare_python() -> float:

@@ -286,7 +286,7 @@ class _Loader:
                 raise self.fail(key, "required key is missing")
         return cls(**values)
 
-    def convert(self, tp: Any, value: Any, key: str) -> Any:  # noqa: C901
+    def convert(self, tp: Any, value: Any, key: str) -> Any:
         origin = typing.get_origin(tp)
         if dataclasses.is_dataclass(tp):
             return self.build(tp, value, key)  # type: ignore[arg-type]
@@ -311,7 +311,7 @@ class _Loader:
         raise self.fail(key, f"expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
 
     def to_decimal(self, value: Any, key: str) -> Decimal:
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
+        if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
             raise self.fail(key, f"expected a decimal number, got {type(value).__name__}")
         try:
             number = Decimal(str(value))

@@ -35,8 +35,8 @@ def make_config(tmp_path: Path, ws_url: str, rest_url: str) -> Config:
     )
 
 
-async def wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
+async def wait_for(predicate, limit_s: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + limit_s
     while not predicate():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not reached in time")
@@ -83,7 +83,7 @@ async def test_dropped_connection_resyncs_and_the_book_matches_the_venue(tmp_pat
                       reason="closed_by_venue") == reconnects + 1
         assert fake.snapshots_served >= 2  # the first sync and the resync after the drop
         # Silence: the stale deadline invalidates the book and readiness says why.
-        await wait_for(lambda: not app.books[PERP].valid, timeout=10)
+        await wait_for(lambda: not app.books[PERP].valid, limit_s=10)
         ready, detail = app.readiness()
         assert not ready and any("no data" in r or "book" in r for r in detail["reasons"])
     finally:

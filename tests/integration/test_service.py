@@ -35,16 +35,16 @@ backoff_max_s = 0.2
     return path
 
 
-async def recv_until(sock: socket.socket, wanted: str, timeout: float,
+async def recv_until(sock: socket.socket, wanted: str, limit_s: float,
                      proc: asyncio.subprocess.Process) -> list[str]:
     loop = asyncio.get_running_loop()
     got: list[str] = []
-    deadline = loop.time() + timeout
+    deadline = loop.time() + limit_s
     while not any(wanted in g for g in got):
         if proc.returncode is not None:
             raise AssertionError(f"daemon exited {proc.returncode} before {wanted}")
         if loop.time() > deadline:
-            raise AssertionError(f"no {wanted} within {timeout}s; got {got}")
+            raise AssertionError(f"no {wanted} within {limit_s}s; got {got}")
         try:
             got.append((await asyncio.wait_for(loop.sock_recv(sock, 4096), 0.5)).decode())
         except TimeoutError:

@@ -78,7 +78,8 @@ def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
 
 def test_check_config_exits_78_on_a_bad_file_and_0_on_a_good_one(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check-config", str(write(tmp_path, "[risk]\nmax_position_notional = -1\n"))]) == 78
+    bad = write(tmp_path, "[risk]\nmax_position_notional = -1\n")
+    assert main(["check-config", str(bad)]) == 78
     assert "risk.max_position_notional" in capsys.readouterr().err
     assert main(["check-config", str(REPO / "config" / "tradebot.toml")]) == 0
 

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from tradebot.app import App
+from tradebot.clock import SimClock
+from tradebot.config import StateConfig, load_config
+
+
+def app(tmp_path: Path) -> App:
+    config = load_config(environ={})
+    config = dataclasses.replace(config, state=StateConfig(
+        database_url=f"sqlite:///{tmp_path}/t.sqlite3"))
+    return App(config, SimClock())
+
+
+def test_watchdog_is_withheld_for_lag_and_a_stalled_connected_feed(tmp_path: Path) -> None:
+    a = app(tmp_path)
+    feed = a.feeds["binance"]
+    assert a.watchdog_reasons(0.0, a.bus.published) == []  # not connected: runner in backoff
+    feed.set_state("connected")
+    assert a.watchdog_reasons(0.0, a.bus.published) == ["bus_stalled"]
+    assert a.watchdog_reasons(0.0, a.bus.published - 1) == []
+    assert a.watchdog_reasons(5.0, a.bus.published - 1) == ["loop_lag"]
+    a.close()
+
+
+def test_readiness_names_every_reason(tmp_path: Path) -> None:
+    a = app(tmp_path)
+    ready, detail = a.readiness()
+    assert not ready
+    assert detail["reasons"][0] == "starting"
+    assert any("book BTC-USDT buffering" in r for r in detail["reasons"])
+    assert set(detail["venues"]["binance"]["books"]) == {"BTC-USDT", "ETH-USDT"}
+    a.close()
