@@ -11,6 +11,7 @@ Keep-alive: `{"op":"ping"}` every 20 s; the server drops a silent connection aft
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -105,6 +106,13 @@ def parse_instruments(body: bytes, venue: str) -> list[Instrument]:
 
     Perpetuals only for linear/inverse (dated futures are skipped), trading status only.
     """
+    try:
+        return _parse_instruments(body, venue)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+        raise DataError(f"malformed instruments body: {exc!r}") from None
+
+
+def _parse_instruments(body: bytes, venue: str) -> list[Instrument]:
     doc = decode(body)
     if "result" in doc and isinstance(doc["result"], list):
         return _parse_v2_symbols(doc["result"], venue)
@@ -153,6 +161,15 @@ def _parse_v2_symbols(rows: list[dict], venue: str) -> list[Instrument]:
 
 
 # --- pure parsing ------------------------------------------------------------------------
+def _finite(value: object, low: float | None = 0.0) -> float:
+    # Venue numbers become floats only here: NaN, infinities and (below `low`) negatives are
+    # malformed input, rejected before any strategy or the paper venue could see them.
+    number = float(value)  # type: ignore[arg-type]
+    if not math.isfinite(number) or (low is not None and number < low):
+        raise DataError(f"number {value!r} out of range")
+    return number
+
+
 
 
 def decode(frame: bytes) -> dict:
@@ -252,7 +269,7 @@ def parse_snapshot(body: bytes, instrument: Instrument, ts_init: int) -> BookSna
 def parse_trades(doc: dict, instrument: Instrument, ts_init: int) -> list[Trade]:
     """Parse a `publicTrade` message (`S` is the taker's side)."""
     return [
-        Trade(instrument=instrument.id, price=float(t["p"]), size=float(t["v"]),
+        Trade(instrument=instrument.id, price=_finite(t["p"]), size=_finite(t["v"]),
               aggressor=Side.BUY if t["S"] == "Buy" else Side.SELL, trade_id=str(t["i"]),
               ts_event=int(t["T"]) * _MS, ts_init=ts_init)
         for t in doc["data"]
@@ -280,11 +297,13 @@ _TICKER_FIELDS = (("markPrice", "mark"), ("indexPrice", "index"),
 
 def merge_ticker(state: TickerState, data: dict) -> set[str]:
     """Merge a `tickers` snapshot or delta into `state`; return the names that changed."""
+    if not isinstance(data, dict):
+        raise DataError("ticker data is not an object")
     changed = set()
     for wire, name in _TICKER_FIELDS:
         value = data.get(wire)
         if value not in (None, ""):
-            setattr(state, name, float(value))
+            setattr(state, name, _finite(value, None if name == "funding_rate" else 0.0))
             changed.add(name)
     nft = data.get("nextFundingTime")
     if nft not in (None, "", "0"):
@@ -422,6 +441,24 @@ class BybitFeed(Feed):
     def parse_instruments(cls, venue: str, body: bytes) -> list[Instrument]:
         """Parse an instruments-info body."""
         return parse_instruments(body, venue)
+
+    @classmethod
+    def is_instruments_url(cls, venue: str, url: str) -> bool:
+        """Return True for the v5 instruments-info (or the retired v2 symbols) URL."""
+        return "/v5/market/instruments-info" in url or url.endswith("/v2/public/symbols")
+
+    @classmethod
+    def recorded_instruments(cls, client_frames: Sequence[bytes],
+                             instruments: Iterable[Instrument]) -> list[Instrument]:
+        """Return the instruments whose topics (`orderbook.50.BTCUSDT`) a recording subscribed."""
+        symbols: set[str] = set()
+        for frame in client_frames:
+            try:
+                args = orjson.loads(frame).get("args") or []
+            except (orjson.JSONDecodeError, AttributeError):
+                continue
+            symbols.update(str(a).rpartition(".")[2] for a in args)
+        return [i for i in instruments if i.venue_symbol in symbols]
 
     def snapshot_url(self, config: FeedConfig, instrument: Instrument) -> str:
         """Return the REST orderbook URL."""

@@ -18,6 +18,7 @@ applied message (`CoinbaseRule`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -87,6 +88,13 @@ class CoinbaseRule:
 
 def parse_instruments(body: bytes, venue: str) -> list[Instrument]:
     """Parse Advanced Trade `market/products` or Exchange `/products` into spot instruments."""
+    try:
+        return _parse_instruments(body, venue)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+        raise DataError(f"malformed instruments body: {exc!r}") from None
+
+
+def _parse_instruments(body: bytes, venue: str) -> list[Instrument]:
     doc = orjson.loads(body)
     rows = doc.get("products") if isinstance(doc, dict) else doc
     if not isinstance(rows, list):
@@ -113,6 +121,15 @@ def parse_instruments(body: bytes, venue: str) -> list[Instrument]:
 
 
 # --- pure parsing ------------------------------------------------------------------------
+def _finite(value: object, low: float | None = 0.0) -> float:
+    # Venue numbers become floats only here: NaN, infinities and (below `low`) negatives are
+    # malformed input, rejected before any strategy or the paper venue could see them.
+    number = float(value)  # type: ignore[arg-type]
+    if not math.isfinite(number) or (low is not None and number < low):
+        raise DataError(f"number {value!r} out of range")
+    return number
+
+
 
 
 def decode(frame: bytes) -> dict:
@@ -128,17 +145,22 @@ def iso_ns(text: str) -> int:
     if not isinstance(text, str) or not text.endswith("Z"):
         raise DataError(f"time {text!r} is not RFC 3339 UTC")
     base, _, frac = text[:-1].partition(".")
-    if not frac.isdigit() and frac:
+    if frac and not (frac.isascii() and frac.isdigit()):
         raise DataError(f"time {text!r} has a malformed fraction")
-    seconds = int(datetime.fromisoformat(base + "+00:00").timestamp())
+    try:
+        seconds = int(datetime.fromisoformat(base + "+00:00").timestamp())
+    except ValueError:
+        raise DataError(f"time {text!r} is not RFC 3339 UTC") from None
     return seconds * 1_000_000_000 + int((frac + "000000000")[:9])
 
 
 def to_units(text: str, decimals: int) -> int:
     """Convert a decimal string to integer units of 10**-decimals, exactly; DataError when it
     is negative, malformed or finer than `decimals`."""
+    if not isinstance(text, str):
+        raise DataError(f"{text!r} is not a decimal string")
     whole, _, frac = text.partition(".")
-    if not whole.isdigit() or (frac and not frac.isdigit()):
+    if not (text.isascii() and whole.isdigit()) or (frac and not frac.isdigit()):
         raise DataError(f"{text!r} is not a non-negative decimal")
     if len(frac) > decimals:
         if frac[decimals:].strip("0"):
@@ -189,32 +211,34 @@ def scan_exchange_snapshot(frame: bytes, instrument: Instrument) -> np.ndarray:
 
 def parse_market_trade(trade: dict, instrument: Instrument, ts_init: int) -> Trade:
     """Parse an Advanced Trade `market_trades` trade (`side` read as the taker's side)."""
-    return Trade(instrument=instrument.id, price=float(trade["price"]),
-                 size=float(trade["size"]), aggressor=_side(trade["side"]),
+    return Trade(instrument=instrument.id, price=_finite(trade["price"]),
+                 size=_finite(trade["size"]), aggressor=_side(trade["side"]),
                  trade_id=str(trade["trade_id"]), ts_event=iso_ns(trade["time"]),
                  ts_init=ts_init)
 
 
 def parse_match(doc: dict, instrument: Instrument, ts_init: int) -> Trade:
     """Parse an Exchange `match`/`last_match` (`side` is the maker's: the taker is opposite)."""
-    return Trade(instrument=instrument.id, price=float(doc["price"]), size=float(doc["size"]),
+    return Trade(instrument=instrument.id, price=_finite(doc["price"]), size=_finite(doc["size"]),
                  aggressor=_side(doc["side"]).opposite, trade_id=str(doc["trade_id"]),
                  ts_event=iso_ns(doc["time"]), ts_init=ts_init)
 
 
 def parse_ticker(ticker: dict, instrument: Instrument, ts_event: int, ts_init: int) -> Quote:
     """Parse an Advanced Trade ticker (or an Exchange ticker with sizes) into a Quote."""
+    if not isinstance(ticker, dict):
+        raise DataError("ticker is not an object")
     bid_size = ticker.get("best_bid_quantity", ticker.get("best_bid_size"))
     ask_size = ticker.get("best_ask_quantity", ticker.get("best_ask_size"))
     if bid_size is None or ask_size is None:
         raise DataError("ticker has no best bid/ask sizes")
-    return Quote(instrument=instrument.id, bid_price=float(ticker["best_bid"]),
-                 bid_size=float(bid_size), ask_price=float(ticker["best_ask"]),
-                 ask_size=float(ask_size), ts_event=ts_event, ts_init=ts_init)
+    return Quote(instrument=instrument.id, bid_price=_finite(ticker["best_bid"]),
+                 bid_size=_finite(bid_size), ask_price=_finite(ticker["best_ask"]),
+                 ask_size=_finite(ask_size), ts_event=ts_event, ts_init=ts_init)
 
 
 def _side(text: str) -> Side:
-    side = _SIDES.get(text.lower())
+    side = _SIDES.get(text.lower()) if isinstance(text, str) else None
     if side is None:
         raise DataError(f"unknown side {text!r}")
     return Side(side)
@@ -254,6 +278,7 @@ class CoinbaseFeed(Feed):
             book.buffering = False  # the resent snapshot supersedes what arrives before it
         self._last_seq: int | None = None  # the connection's latest sequence_num
         self._anchor = 0  # first sequence_num of the current unbroken stretch
+        self._exchange_seq = 0  # Exchange messages counted on this connection
         self.sequence_gaps = 0
 
     def url(self, config: FeedConfig) -> str:
@@ -281,6 +306,11 @@ class CoinbaseFeed(Feed):
         """Parse a product list body."""
         return parse_instruments(body, venue)
 
+    @classmethod
+    def is_instruments_url(cls, venue: str, url: str) -> bool:
+        """Return True for a product list URL (Advanced Trade or Exchange/Pro)."""
+        return url.split("?")[0].endswith("/products")
+
     def snapshot_url(self, config: FeedConfig, instrument: Instrument) -> str:
         """Coinbase books are resent by resubscribing; no REST snapshot bridges them."""
         raise DataError("Coinbase books resync by resubscribing, not from REST")
@@ -293,6 +323,7 @@ class CoinbaseFeed(Feed):
         """Forget book state and the connection's sequence (a new connection)."""
         super().reset_books(reason, instruments)
         self._last_seq = None
+        self._exchange_seq = 0
 
     def instrument_of(self, product_id: str) -> Instrument:
         """Return the subscribed instrument of a product id; DataError when not subscribed."""
@@ -304,7 +335,10 @@ class CoinbaseFeed(Feed):
     def handle(self, frame: bytes, ts_init: int) -> None:
         """Check the connection sequence, then route by channel (or Exchange message type)."""
         doc = decode(frame)
-        if self._spec.advanced:
+        if doc.get("type") == "error":
+            self._control(doc, frame)
+        # By shape, not venue: an Exchange recording replays under either venue name.
+        elif "channel" in doc:
             self._advanced(doc, frame, ts_init)
         else:
             self._exchange(doc, frame, ts_init)
@@ -312,10 +346,7 @@ class CoinbaseFeed(Feed):
     # Advanced Trade ------------------------------------------------------------------
 
     def _advanced(self, doc: dict, frame: bytes, ts_init: int) -> None:
-        channel = doc.get("channel")
-        if channel is None:
-            self._control(doc, frame)
-            return
+        channel = doc["channel"]
         seq = doc["sequence_num"]
         if not isinstance(seq, int):
             raise DataError(f"sequence_num {seq!r} is not an integer")
@@ -374,15 +405,14 @@ class CoinbaseFeed(Feed):
 
     def _exchange(self, doc: dict, frame: bytes, ts_init: int) -> None:
         kind = doc.get("type")
-        # No sequence on the wire: count messages, so a snapshot still orders the updates.
-        seq = (self._last_seq or 0) + 1
-        if self._last_seq is None:
-            self._anchor = seq
-        self._last_seq = seq
+        # No sequence on the wire: count messages, so a snapshot still orders the updates
+        # (TCP loses nothing within a connection; a new connection resends every snapshot).
+        self._exchange_seq += 1
+        seq = self._exchange_seq
         if kind == "l2update":
             inst = self.instrument_of(doc["product_id"])
             levels = exchange_change_levels(doc["changes"], inst)
-            self.books[inst.id].on_delta(levels, len(levels), seq, seq, self._anchor,
+            self.books[inst.id].on_delta(levels, len(levels), seq, seq, 0,
                                          iso_ns(doc["time"]), ts_init)
         elif kind == "snapshot":
             inst = self.instrument_of(doc["product_id"])
@@ -395,10 +425,7 @@ class CoinbaseFeed(Feed):
                 inst = self.instrument_of(doc["product_id"])
                 self.bus.publish(parse_ticker(doc, inst, iso_ns(doc["time"]), ts_init))
         elif kind not in ("subscriptions", "heartbeat"):
-            self._control(doc, frame)
+            raise DataError(f"unknown Coinbase message type {str(kind)!r}")
 
     def _control(self, doc: dict, frame: bytes) -> None:
-        if doc.get("type") == "error":
-            self.parse_error("venue_error", DataError(str(doc.get("message"))), frame)
-            return
-        raise DataError(f"unknown Coinbase message {str(doc.get('type'))!r}")
+        self.parse_error("venue_error", DataError(str(doc.get("message"))), frame)

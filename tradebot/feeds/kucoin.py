@@ -15,10 +15,12 @@ a snapshot taken mid-message bridges exactly.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+import aiohttp
 import numpy as np
 import orjson
 
@@ -97,6 +99,13 @@ def parse_instruments(body: bytes, venue: str = "kucoin") -> list[Instrument]:
     The normalised symbol is `BASE-QUOTE` from the currencies (KuCoin's `BCHSV-USDT` trades
     BSV, so it becomes `BSV-USDT`).
     """
+    try:
+        return _parse_instruments(body, venue)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+        raise DataError(f"malformed instruments body: {exc!r}") from None
+
+
+def _parse_instruments(body: bytes, venue: str = "kucoin") -> list[Instrument]:
     rows = _data(decode(body))
     if not isinstance(rows, list):
         raise DataError("symbols body has no data list")
@@ -117,6 +126,13 @@ def parse_instruments(body: bytes, venue: str = "kucoin") -> list[Instrument]:
 
 def parse_bullet(body: bytes) -> Bullet:
     """Parse a `bullet-public` response."""
+    try:
+        return _parse_bullet(body)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+        raise DataError(f"malformed bullet body: {exc!r}") from None
+
+
+def _parse_bullet(body: bytes) -> Bullet:
     data = _data(decode(body))
     servers = data.get("instanceServers") if isinstance(data, dict) else None
     if not isinstance(data, dict) or not servers:
@@ -134,6 +150,15 @@ def connect_url(bullet: Bullet, connect_id: str) -> str:
 
 
 # --- pure parsing ------------------------------------------------------------------------
+def _finite(value: object, low: float | None = 0.0) -> float:
+    # Venue numbers become floats only here: NaN, infinities and (below `low`) negatives are
+    # malformed input, rejected before any strategy or the paper venue could see them.
+    number = float(value)  # type: ignore[arg-type]
+    if not math.isfinite(number) or (low is not None and number < low):
+        raise DataError(f"number {value!r} out of range")
+    return number
+
+
 
 
 def decode(frame: bytes) -> dict:
@@ -195,6 +220,8 @@ def scan_l2_changes(frame: bytes, instrument: Instrument, scratch: Scratch) -> i
 def change_sequences(frame: bytes) -> list[int]:
     """Return the sequence of every change, in the order `scan_l2_changes` writes them."""
     changes = decode(frame)["data"]["changes"]
+    if not isinstance(changes, dict):
+        raise DataError("l2update changes is not an object")
     # orjson keeps the frame's key order, which is the order the scanner met the sides in.
     return [int(c[2]) for side, rows in changes.items() if side in ("bids", "asks")
             for c in rows]
@@ -249,17 +276,17 @@ def parse_snapshot(body: bytes, instrument: Instrument, ts_init: int) -> BookSna
 
 def parse_match(data: dict, instrument: Instrument, ts_init: int) -> Trade:
     """Parse a `trade.l3match` payload (`side` is the taker's; `time` is in ns)."""
-    return Trade(instrument=instrument.id, price=float(data["price"]),
-                 size=float(data["size"]),
+    return Trade(instrument=instrument.id, price=_finite(data["price"]),
+                 size=_finite(data["size"]),
                  aggressor=Side.BUY if data["side"] == "buy" else Side.SELL,
                  trade_id=str(data["tradeId"]), ts_event=int(data["time"]), ts_init=ts_init)
 
 
 def parse_ticker(data: dict, instrument: Instrument, ts_init: int) -> Quote:
     """Parse a `trade.ticker` payload into the best bid and offer."""
-    return Quote(instrument=instrument.id, bid_price=float(data["bestBid"]),
-                 bid_size=float(data["bestBidSize"]), ask_price=float(data["bestAsk"]),
-                 ask_size=float(data["bestAskSize"]), ts_event=int(data["time"]) * _MS,
+    return Quote(instrument=instrument.id, bid_price=_finite(data["bestBid"]),
+                 bid_size=_finite(data["bestBidSize"]), ask_price=_finite(data["bestAsk"]),
+                 ask_size=_finite(data["bestAskSize"]), ts_event=int(data["time"]) * _MS,
                  ts_init=ts_init)
 
 
@@ -342,6 +369,21 @@ class KucoinFeed(Feed):
     def parse_instruments(cls, venue: str, body: bytes) -> list[Instrument]:
         """Parse a symbol list body."""
         return parse_instruments(body, venue)
+
+    @classmethod
+    def is_instruments_url(cls, venue: str, url: str) -> bool:
+        """Return True for the symbol list URL (v1 or v2)."""
+        return url.split("?")[0].endswith(("/api/v1/symbols", "/api/v2/symbols"))
+
+    async def prepare_connection(self, session: aiohttp.ClientSession,
+                                 config: FeedConfig) -> None:
+        """Fetch a fresh bullet-public token (each connection needs one; tokens expire)."""
+        if config.ws_url:
+            return
+        async with session.post(self.bullet_url(config),
+                                timeout=aiohttp.ClientTimeout(total=10)) as resp:
+            resp.raise_for_status()
+            self.bullet = parse_bullet(await resp.read())
 
     def snapshot_url(self, config: FeedConfig, instrument: Instrument) -> str:
         """Return the REST level2 snapshot URL."""
