@@ -73,7 +73,7 @@ def emitted_bar(fs: np.ndarray, ist: np.ndarray) -> tuple[int, int, np.ndarray]:
     return int(ist[4]), int(ist[5]), fs[_F_OUT:_F_SIZE]
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _start_bar(fs: np.ndarray, price: float) -> None:
     fs[2] = 1.0
     fs[_F_ACC] = price
@@ -83,7 +83,7 @@ def _start_bar(fs: np.ndarray, price: float) -> None:
         fs[j] = 0.0
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _add_trade(fs: np.ndarray, price: float, size: float, side: float) -> None:
     fs[_F_ACC + 1] = max(fs[_F_ACC + 1], price)
     fs[_F_ACC + 2] = min(fs[_F_ACC + 2], price)
@@ -97,7 +97,7 @@ def _add_trade(fs: np.ndarray, price: float, size: float, side: float) -> None:
         fs[_F_ACC + 8] += size
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _emit(fs: np.ndarray, ist: np.ndarray, t_open: int, t_close: int) -> None:
     a = _F_ACC
     volume = fs[a + 4]
@@ -109,14 +109,14 @@ def _emit(fs: np.ndarray, ist: np.ndarray, t_open: int, t_close: int) -> None:
     fs[2] = 0.0
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _valid(price: float, size: float, side: float) -> bool:
     return math.isfinite(price) and price > 0.0 and math.isfinite(size) and size >= 0.0 and (
         side == 1.0 or side == -1.0 or side == 0.0
     )
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _roll_time(fs: np.ndarray, ist: np.ndarray, ts: int) -> int:
     # A trade in a later interval closes the open bar.
     if fs[2] != 0.0 and (ts // ist[0]) * ist[0] != ist[1]:
@@ -186,7 +186,7 @@ def _accepted(ts: np.ndarray, price: np.ndarray, size: np.ndarray, side: np.ndar
     return keep[:m]
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _write_bar(
     rows: np.ndarray, a: int, b: int, price: np.ndarray, size: np.ndarray, side: np.ndarray,
     out: np.ndarray,
@@ -220,7 +220,7 @@ def _write_bar(
     out[8] = sell
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _bar_end(
     rows: np.ndarray, a: int, ts: np.ndarray, price: np.ndarray, size: np.ndarray, kind: int,
     threshold: float, interval: int,

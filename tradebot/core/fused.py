@@ -67,6 +67,7 @@ from tradebot.core.microstructure import (
     trade_imbalance_step,
 )
 from tradebot.core.microstructure_flow import kyle_lambda_step, vpin_step
+from tradebot.core.rolling import idx
 
 OK, NOT_FINITE, NEGATIVE, INCONSISTENT = 0, 1, 2, 3
 
@@ -75,12 +76,12 @@ OK, NOT_FINITE, NEGATIVE, INCONSISTENT = 0, 1, 2, 3
 def check_bar(bar: np.ndarray) -> int:
     """Return OK if `bar[:5]` is a usable OHLCV bar, else the rejection code."""
     o, h, lo, c, v = bar[0], bar[1], bar[2], bar[3], bar[4]
-    if not (math.isfinite(o) and math.isfinite(h) and math.isfinite(lo) and math.isfinite(c)
-            and math.isfinite(v)):
+    # x - x is 0 for finite x and NaN otherwise; `|` keeps the tests free of branches.
+    if (o - o) + (h - h) + (lo - lo) + (c - c) + (v - v) != 0.0:
         return NOT_FINITE
-    if not (lo > 0.0 and v >= 0.0):
+    if (lo <= 0.0) | (v < 0.0):
         return NEGATIVE
-    if h < lo or o < lo or o > h or c < lo or c > h:
+    if (h < lo) | (o < lo) | (o > h) | (c < lo) | (c > h):
         return INCONSISTENT
     return OK
 
@@ -88,23 +89,23 @@ def check_bar(bar: np.ndarray) -> int:
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _bar_indicators(s: np.ndarray, h: float, lo: float, c: float, v: float,
                     out: np.ndarray) -> None:
-    out[0] = sma_step(s, int(s[SMA]), c)
-    out[1] = ema_step(s, int(s[EMA]), c)
-    out[2] = wma_step(s, int(s[WMA]), c)
-    out[3] = rsi_step(s, int(s[RSI]), c)
-    macd_step(s, int(s[MACD]), c, out, 4)
-    out[7] = atr_step(s, int(s[ATR]), h, lo, c)
-    bollinger_step(s, int(s[BB]), c, out, 8)
-    supertrend_step(s, int(s[ST]), h, lo, c, out, 13)
-    stoch_step(s, int(s[STOCH]), h, lo, c, out, 15)
-    adx_step(s, int(s[ADX]), h, lo, c, out, 17)
-    out[20] = obv_step(s, int(s[OBV]), c, v)
-    vwap_step(s, int(s[VWAP]), h, lo, c, v, out, 21)
-    out[23] = realized_vol_step(s, int(s[RV]), c)
+    out[0] = sma_step(s, idx(s[SMA]), c)
+    out[1] = ema_step(s, idx(s[EMA]), c)
+    out[2] = wma_step(s, idx(s[WMA]), c)
+    out[3] = rsi_step(s, idx(s[RSI]), c)
+    macd_step(s, idx(s[MACD]), c, out, 4)
+    out[7] = atr_step(s, idx(s[ATR]), h, lo, c)
+    bollinger_step(s, idx(s[BB]), c, out, 8)
+    supertrend_step(s, idx(s[ST]), h, lo, c, out, 13)
+    stoch_step(s, idx(s[STOCH]), h, lo, c, out, 15)
+    adx_step(s, idx(s[ADX]), h, lo, c, out, 17)
+    out[20] = obv_step(s, idx(s[OBV]), c, v)
+    vwap_step(s, idx(s[VWAP]), h, lo, c, v, out, 21)
+    out[23] = realized_vol_step(s, idx(s[RV]), c)
     z = int(s[Z])
     # A negative offset: the z-score shares the Bollinger window (same length, same closes).
-    out[24] = zscore_step(s, z, c) if z >= 0 else zscore_read(s, int(s[BB]), c)
-    out[25] = roc_step(s, int(s[ROC]), c)
+    out[24] = zscore_step(s, z, c) if z >= 0 else zscore_read(s, idx(s[BB]), c)
+    out[25] = roc_step(s, idx(s[ROC]), c)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -134,6 +135,17 @@ def update_bars(state: np.ndarray, bars: np.ndarray, out: np.ndarray) -> int:
     return rejected
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def replay_bars(state: np.ndarray, bars: np.ndarray, out: np.ndarray) -> int:
+    """Feed the rows of `bars[n, >=5]` in order, leaving the last accepted bar's features in
+    `out`; return how many rows were rejected (warms a state up from history)."""
+    rejected = 0
+    for i in range(bars.shape[0]):
+        if _update_bar(state, bars[i], out) != OK:
+            rejected += 1
+    return rejected
+
+
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def check_book(book: np.ndarray, depth: int) -> int:
     """Return OK if the top `depth` levels of `book[4, levels]` are usable, else the code."""
@@ -153,7 +165,7 @@ def check_book(book: np.ndarray, depth: int) -> int:
 @njit(cache=True, nogil=True, error_model="numpy")
 def update_book(state: np.ndarray, book: np.ndarray, out: np.ndarray) -> int:
     """Feed one book snapshot `book[4, levels]`; update the book features in `out`."""
-    depth = int(state[M_DEPTH])
+    depth = idx(state[M_DEPTH])
     code = check_book(book, depth)
     if code != OK:
         return code
@@ -165,7 +177,7 @@ def update_book(state: np.ndarray, book: np.ndarray, out: np.ndarray) -> int:
     out[1] = (bid + ask) / 2.0
     out[2] = microprice_one(bid, bid_size, ask, ask_size)
     out[3] = depth_imbalance_one(book, depth)
-    ofi_step(state, int(state[M_OFI]), bid, bid_size, ask, ask_size, out, 4)
+    ofi_step(state, idx(state[M_OFI]), bid, bid_size, ask, ask_size, out, 4)
     return OK
 
 
@@ -179,9 +191,9 @@ def update_trade(state: np.ndarray, out: np.ndarray, price: float, size: float,
         return NEGATIVE
     if not (side == 1.0 or side == -1.0 or side == 0.0):
         return INCONSISTENT
-    out[6] = trade_imbalance_step(state, int(state[M_TFI]), size, side)
-    out[7] = vpin_step(state, int(state[M_VPIN]), size, side)
-    out[8] = kyle_lambda_step(state, int(state[M_KYLE]), price, size, side)
+    out[6] = trade_imbalance_step(state, idx(state[M_TFI]), size, side)
+    out[7] = vpin_step(state, idx(state[M_VPIN]), size, side)
+    out[8] = kyle_lambda_step(state, idx(state[M_KYLE]), price, size, side)
     return OK
 
 
@@ -193,6 +205,7 @@ def warmup() -> None:
     bar = np.array([1.0, 1.2, 0.9, 1.1, 10.0])
     update_bar(s, bar, out)
     update_bars(s, np.tile(bar, (3, 1)), np.empty((3, out.size)))
+    replay_bars(s, np.tile(bar, (3, 1)), out)
     m = micro_layout()
     ms = m.new_state()
     mout = m.new_out()

@@ -2,8 +2,9 @@
 
 Same three-part shape as `indicators.py`. Seeding follows TA-Lib (TA_ADX, TA_PLUS_DI,
 TA_MINUS_DI): the first n-1 directional moves and true ranges are summed, then smoothed with
-`x - x/n + new`; +DI/-DI start at bar n, ADX (the mean of the first n DX values, then Wilder
-smoothing) at bar 2n-1. Where a DX is undefined (no range, or no directional movement), ADX
+`x - x/n + new` (computed as `x (n-1)/n + new`, which moves results by an ulp or so); +DI/-DI
+start at bar n, ADX (the mean of the first n DX values, then Wilder smoothing) at bar 2n-1.
+Where a DX is undefined (no range, or no directional movement), ADX
 holds its value as TA-Lib does; TA-Lib's epsilon "is zero" tests are exact-zero tests here.
 """
 
@@ -12,24 +13,25 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from tradebot.core.rolling import NAN, check_period, true_range
+from tradebot.core.rolling import NAN, check_period, idx, true_range
 
 ADX_OUT = 3  # adx, +DI, -DI
 
 
-# --- ADX: block [n, count, prev high, prev low, prev close, +DM, -DM, TR, DX sum, adx] -------
+# --- ADX: block [n, count, prev high, prev low, prev close, +DM, -DM, TR, DX sum, adx, keep] --
 
 
 def adx_size(n: int) -> int:
     """Return the state block length of ADX."""
-    return 10
+    return 11
 
 
 def adx_init(s: np.ndarray, o: int, n: int) -> None:
     """Write a fresh ADX block at `s[o:]`."""
     check_period(n, 2)
-    s[o : o + 10] = 0.0
+    s[o : o + 11] = 0.0
     s[o] = n
+    s[o + 10] = (n - 1) / n
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -45,14 +47,15 @@ def _directional(up: float, down: float) -> tuple[float, float]:
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _di_dx(pdm: float, mdm: float, tr: float) -> tuple[float, float, float]:
     # DX is NaN where undefined (no range, or no directional movement); ADX then holds.
+    # DX = 100 |-DI - +DI| / (-DI + +DI) = 100 |-DM - +DM| / (-DM + +DM): TR cancels, which
+    # saves a dependent division.
     if tr == 0.0:
         return 0.0, 0.0, NAN
-    mdi = 100.0 * (mdm / tr)
-    pdi = 100.0 * (pdm / tr)
-    total = mdi + pdi
+    scale = 100.0 / tr
+    total = mdm + pdm
     if total == 0.0:
-        return pdi, mdi, NAN
-    return pdi, mdi, 100.0 * (abs(mdi - pdi) / total)
+        return pdm * scale, mdm * scale, NAN
+    return pdm * scale, mdm * scale, 100.0 * (abs(mdm - pdm) / total)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -63,10 +66,9 @@ def _adx_next(adx: float, dx: float, n: int) -> float:
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _adx_smooth(s: np.ndarray, o: int, n: int, pdm: float, mdm: float, tr: float) -> None:
-    s[o + 5] = s[o + 5] - s[o + 5] / n + pdm
-    s[o + 6] = s[o + 6] - s[o + 6] / n + mdm
-    s[o + 7] = s[o + 7] - s[o + 7] / n + tr
+def _smooth(x: float, keep: float, new: float) -> float:
+    # Wilder's running sum x - x/n + new, with keep = (n-1)/n: a product instead of a division.
+    return x * keep + new
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -74,7 +76,7 @@ def adx_step(
     s: np.ndarray, o: int, high: float, low: float, close: float, out: np.ndarray, k: int
 ) -> None:
     """Feed one bar to the ADX block at `o`; write ADX, +DI, -DI to `out[k:k+3]`."""
-    n = int(s[o])
+    n = idx(s[o])
     count = s[o + 1] + 1.0
     s[o + 1] = count
     out[k] = NAN
@@ -92,7 +94,10 @@ def adx_step(
         s[o + 6] += mdm
         s[o + 7] += tr
         return
-    _adx_smooth(s, o, n, pdm, mdm, tr)
+    keep = s[o + 10]
+    s[o + 5] = _smooth(s[o + 5], keep, pdm)
+    s[o + 6] = _smooth(s[o + 6], keep, mdm)
+    s[o + 7] = _smooth(s[o + 7], keep, tr)
     pdi, mdi, dx = _di_dx(s[o + 5], s[o + 6], s[o + 7])
     out[k + 1] = pdi
     out[k + 2] = mdi
@@ -125,6 +130,7 @@ def adx(
     st = 0.0
     dx_sum = 0.0
     value = 0.0
+    keep = (n - 1) / n
     for i in range(1, size):
         pdm, mdm = _directional(high[i] - high[i - 1], low[i - 1] - low[i])
         tr = true_range(high[i], low[i], close[i - 1])
@@ -133,9 +139,9 @@ def adx(
             sm += mdm
             st += tr
             continue
-        sp = sp - sp / n + pdm
-        sm = sm - sm / n + mdm
-        st = st - st / n + tr
+        sp = _smooth(sp, keep, pdm)
+        sm = _smooth(sm, keep, mdm)
+        st = _smooth(st, keep, tr)
         pdi_out[i], mdi_out[i], dx = _di_dx(sp, sm, st)
         if i < 2 * n - 1:
             dx_sum += dx if dx == dx else 0.0
@@ -159,3 +165,10 @@ def adx_state(n: int) -> np.ndarray:
 def adx_update(state: np.ndarray, high: float, low: float, close: float, out: np.ndarray) -> None:
     """Feed one bar; write ADX, +DI, -DI to `out[0:3]`."""
     adx_step(state, 0, high, low, close, out, 0)
+
+
+def warmup() -> None:
+    """Compile every kernel of this module with production types."""
+    c = np.linspace(1.0, 2.0, 40)
+    adx(c + 0.1, c - 0.1, c, 5)
+    adx_update(adx_state(5), 1.1, 0.9, 1.0, np.empty(ADX_OUT))

@@ -29,10 +29,15 @@ from numba import njit
 from tradebot.core.rolling import (
     NAN,
     check_period,
+    idx,
     is_flat,
-    ring_extreme_push,
+    moments_fill,
+    moments_slide,
+    nan_head,
     ring_push,
-    rolling_moments,
+    ring_push_max,
+    ring_push_min,
+    ring_sum,
     rolling_sum_nonneg,
     window_moments,
     window_sum_nonneg,
@@ -67,7 +72,7 @@ def _roc_value(x: float, old: float) -> float:
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def roc_step(s: np.ndarray, o: int, x: float) -> float:
     """Feed `x` to the ROC block at `o`; return the percent change over n values or NaN."""
-    n = int(s[o])
+    n = idx(s[o])
     count = s[o + 1] + 1.0
     s[o + 1] = count
     old = ring_push(s, o + 3, n, o + 2, x)
@@ -101,12 +106,12 @@ def roc_update(state: np.ndarray, x: float) -> float:
 
 
 
-# --- Bollinger: block [n, count, mult, mean, m2, pos, ring(n)] -------------------------------
+# --- Bollinger: block [n, count, mult, mean, m2, pos, 1/n, ring(n)] --------------------------
 
 
 def bollinger_size(n: int, mult: float) -> int:
     """Return the state block length of Bollinger bands over `n` values."""
-    return 6 + n
+    return 7 + n
 
 
 def bollinger_init(s: np.ndarray, o: int, n: int, mult: float) -> None:
@@ -116,21 +121,20 @@ def bollinger_init(s: np.ndarray, o: int, n: int, mult: float) -> None:
         raise ValueError(f"multiplier must be > 0, got {mult}")
     s[o : o + bollinger_size(n, mult)] = 0.0
     s[o] = n
+    s[o + 6] = 1.0 / n
     s[o + 2] = mult
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _bands(
-    x: float, mean: float, m2: float, n: int, mult: float, out: np.ndarray, k: int
-) -> None:
+    x: float, mean: float, m2: float, n: int, mult: float
+) -> tuple[float, float, float, float]:
+    # upper, lower, %b, bandwidth
     width = 0.0 if is_flat(m2, n, mean) else mult * math.sqrt(m2 / n)
     upper = mean + width
     lower = mean - width
-    out[k] = upper
-    out[k + 1] = mean
-    out[k + 2] = lower
-    out[k + 3] = (x - lower) / (upper - lower) if upper > lower else NAN
-    out[k + 4] = (upper - lower) / mean if mean != 0.0 else NAN
+    pctb = (x - lower) / (upper - lower) if width > 0.0 else NAN
+    return upper, lower, pctb, (upper - lower) / mean if mean != 0.0 else NAN
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -142,28 +146,41 @@ def _fill_nan(out: np.ndarray, k: int, m: int) -> None:
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def bollinger_step(s: np.ndarray, o: int, x: float, out: np.ndarray, k: int) -> None:
     """Feed `x` to the Bollinger block at `o`; write upper, middle, lower, %b, bandwidth."""
-    n = int(s[o])
+    n = idx(s[o])
     count = s[o + 1] + 1.0
     s[o + 1] = count
-    mean, m2 = window_moments(s, o + 3, o + 6, n, count, x)
+    mean, m2 = window_moments(s, o + 3, o + 7, n, count, x)
     if count < n:
         _fill_nan(out, k, BOLLINGER_OUT)
         return
-    _bands(x, mean, m2, n, s[o + 2], out, k)
+    out[k], out[k + 2], out[k + 3], out[k + 4] = _bands(x, mean, m2, n, s[o + 2])
+    out[k + 1] = mean
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def bollinger(x: np.ndarray, n: int, mult: float) -> np.ndarray:
-    """Return Bollinger columns (upper, middle, lower, %b, bandwidth) as an (len(x), 5) array."""
+def bollinger(
+    x: np.ndarray, n: int, mult: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return Bollinger upper, middle and lower bands, %b and bandwidth."""
     if n < 1:
         raise ValueError("period must be >= 1")
-    out = np.full((x.size, BOLLINGER_OUT), NAN)
-    means, m2s = rolling_moments(x, n)
-    row = np.empty(BOLLINGER_OUT)
-    for i in range(n - 1, x.size):
-        _bands(x[i], means[i], m2s[i], n, mult, row, 0)
-        out[i] = row
-    return out
+    # Five arrays, not one (5, n) block: allocations past glibc's 32 MB mmap threshold are
+    # returned to the OS and page-faulted in again on every call.
+    upper = nan_head(x.size, n - 1)
+    middle = nan_head(x.size, n - 1)
+    lower = nan_head(x.size, n - 1)
+    pctb = nan_head(x.size, n - 1)
+    width = nan_head(x.size, n - 1)
+    mean, m2 = moments_fill(x, n)
+    if x.size >= n:
+        upper[n - 1], lower[n - 1], pctb[n - 1], width[n - 1] = _bands(x[n - 1], mean, m2, n, mult)
+        middle[n - 1] = mean
+    inv_n = 1.0 / n
+    for i in range(n, x.size):
+        mean, m2 = moments_slide(x, i, n, inv_n, mean, m2)
+        upper[i], lower[i], pctb[i], width[i] = _bands(x[i], mean, m2, n, mult)
+        middle[i] = mean
+    return upper, middle, lower, pctb, width
 
 
 def bollinger_state(n: int, mult: float) -> np.ndarray:
@@ -179,12 +196,12 @@ def bollinger_update(state: np.ndarray, x: float, out: np.ndarray) -> None:
     bollinger_step(state, 0, x, out, 0)
 
 
-# --- rolling z-score: block [n, count, -, mean, m2, pos, ring(n)], the Bollinger layout -------
+# --- rolling z-score: block [n, count, -, mean, m2, pos, 1/n, ring(n)], Bollinger's layout ---
 
 
 def zscore_size(n: int) -> int:
     """Return the state block length of a rolling z-score over `n` values."""
-    return 6 + n
+    return 7 + n
 
 
 def zscore_init(s: np.ndarray, o: int, n: int) -> None:
@@ -192,6 +209,7 @@ def zscore_init(s: np.ndarray, o: int, n: int) -> None:
     check_period(n, 2)
     s[o : o + zscore_size(n)] = 0.0
     s[o] = n
+    s[o + 6] = 1.0 / n
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -204,7 +222,7 @@ def _zscore_value(x: float, mean: float, m2: float, n: int) -> float:
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def zscore_read(s: np.ndarray, o: int, x: float) -> float:
     """Return the z-score of `x` in the window of the z-score or Bollinger block at `o`."""
-    n = int(s[o])
+    n = idx(s[o])
     if s[o + 1] < n:
         return NAN
     return _zscore_value(x, s[o + 3], s[o + 4], n)
@@ -213,10 +231,10 @@ def zscore_read(s: np.ndarray, o: int, x: float) -> float:
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def zscore_step(s: np.ndarray, o: int, x: float) -> float:
     """Feed `x` to the z-score block at `o`; return its z-score in the window or NaN."""
-    n = int(s[o])
+    n = idx(s[o])
     count = s[o + 1] + 1.0
     s[o + 1] = count
-    window_moments(s, o + 3, o + 6, n, count, x)
+    window_moments(s, o + 3, o + 7, n, count, x)
     return zscore_read(s, o, x)
 
 
@@ -225,10 +243,14 @@ def zscore(x: np.ndarray, n: int) -> np.ndarray:
     """Return the rolling z-score of `x` over `n` values (population standard deviation)."""
     if n < 2:
         raise ValueError("period must be >= 2")
-    out = np.full(x.size, NAN)
-    means, m2s = rolling_moments(x, n)
-    for i in range(n - 1, x.size):
-        out[i] = _zscore_value(x[i], means[i], m2s[i], n)
+    out = nan_head(x.size, n - 1)
+    mean, m2 = moments_fill(x, n)
+    if x.size >= n:
+        out[n - 1] = _zscore_value(x[n - 1], mean, m2, n)
+    inv_n = 1.0 / n
+    for i in range(n, x.size):
+        mean, m2 = moments_slide(x, i, n, inv_n, mean, m2)
+        out[i] = _zscore_value(x[i], mean, m2, n)
     return out
 
 
@@ -263,7 +285,7 @@ def realized_vol_init(s: np.ndarray, o: int, n: int) -> None:
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def realized_vol_step(s: np.ndarray, o: int, price: float) -> float:
     """Feed a price to the block at `o`; return sqrt(sum of the last n squared log returns)."""
-    n = int(s[o])
+    n = idx(s[o])
     count = s[o + 1] + 1.0
     s[o + 1] = count
     prev = s[o + 2]
@@ -308,10 +330,9 @@ def realized_vol_update(state: np.ndarray, price: float) -> float:
     return realized_vol_step(state, 0, price)
 
 
-# --- Stochastic: block [k, count, pos, high slot, low slot, high ring(k), low ring(k),
-#     mean(k_smooth), mean(d)]; the slots hold where the window's extremes sit.
-# %K and %D are means of values in [0, 100]: they use the non-negative window sum, so a run of
-# zeros averages to exactly 0 (TA-Lib's running sum leaves rounding residue such as -3e-14).
+# --- Stochastic: block [k, count, pos, high ring(k), low ring(k), mean(k_smooth), mean(d)] ---
+# %K and %D are means over a few values, summed afresh each time: a run of zeros averages to
+# exactly 0 (TA-Lib's running sum leaves rounding residue such as -3e-14).
 
 
 def _mean_size(n: int) -> int:
@@ -322,43 +343,51 @@ def _mean_init(s: np.ndarray, o: int, n: int) -> None:
     check_period(n)
     s[o : o + _mean_size(n)] = 0.0
     s[o] = n
+    s[o + 2] = 1.0 / n
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _mean_step(s: np.ndarray, o: int, x: float) -> float:
-    # block [n, count, sum, pos, ring(n)]
-    n = int(s[o])
+    # block [n, count, 1/n, pos, ring(n)]; the windows are short: sum them directly.
+    n = idx(s[o])
     count = s[o + 1] + 1.0
     s[o + 1] = count
-    total = window_sum_nonneg(s, o + 2, o + 4, n, count, x)
-    return total / n if count >= n else NAN
+    ring_push(s, o + 4, n, o + 3, x)
+    if count < n:
+        return NAN
+    return ring_sum(s, o + 4, n, idx(s[o + 3])) * s[o + 2]
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def _rolling_mean(x: np.ndarray, n: int) -> np.ndarray:
-    return rolling_sum_nonneg(x, n) / n
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _window_mean(x: np.ndarray, n: int, scale: float, out: np.ndarray) -> None:
+    # out[i] = mean of x[i-n+1 .. i], summed oldest first like the ring, from i = n-1 on.
+    for i in range(n - 1, x.size):
+        total = 0.0
+        for j in range(i - n + 1, i + 1):
+            total += x[j]
+        out[i] = total * scale
 
 
 def stoch_size(k: int, k_smooth: int, d: int) -> int:
     """Return the state block length of the Stochastic oscillator."""
-    return 5 + 2 * k + _mean_size(k_smooth) + _mean_size(d)
+    return 3 + 2 * k + _mean_size(k_smooth) + _mean_size(d)
 
 
 def stoch_init(s: np.ndarray, o: int, k: int, k_smooth: int, d: int) -> None:
     """Write a fresh Stochastic block at `s[o:]`."""
     check_period(k)
-    s[o : o + 5 + 2 * k] = 0.0
+    s[o : o + 3 + 2 * k] = 0.0
     s[o] = k
-    _mean_init(s, o + 5 + 2 * k, k_smooth)
-    _mean_init(s, o + 5 + 2 * k + _mean_size(k_smooth), d)
+    _mean_init(s, o + 3 + 2 * k, k_smooth)
+    _mean_init(s, o + 3 + 2 * k + _mean_size(k_smooth), d)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _fast_k(close: float, highest: float, lowest: float) -> float:
-    diff = (highest - lowest) / 100.0
+    diff = highest - lowest
     if diff == 0.0:
         return 50.0  # flat window: the close sits in the middle of a zero range
-    return (close - lowest) / diff
+    return 100.0 * (close - lowest) / diff
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -366,40 +395,56 @@ def stoch_step(
     s: np.ndarray, o: int, high: float, low: float, close: float, out: np.ndarray, k: int
 ) -> None:
     """Feed one bar to the Stochastic block at `o`; write slow %K and %D to `out[k:k+2]`."""
-    n = int(s[o])
+    n = idx(s[o])
     count = s[o + 1] + 1.0
     s[o + 1] = count
-    pos = int(s[o + 2])
+    pos = idx(s[o + 2])
     s[o + 2] = pos + 1 if pos + 1 < n else 0
-    highest = ring_extreme_push(s, o + 5, n, pos, o + 3, high, count, 1.0)
-    lowest = ring_extreme_push(s, o + 5 + n, n, pos, o + 4, low, count, -1.0)
+    highest = ring_push_max(s, o + 3, n, pos, high)
+    lowest = ring_push_min(s, o + 3 + n, n, pos, low)
     out[k] = NAN
     out[k + 1] = NAN
     if count < n:
         return
-    o_k = o + 5 + 2 * n
+    o_k = o + 3 + 2 * n
     slow = _mean_step(s, o_k, _fast_k(close, highest, lowest))
     out[k] = slow
     if slow == slow:
-        out[k + 1] = _mean_step(s, o_k + 4 + int(s[o_k]), slow)
+        out[k + 1] = _mean_step(s, o_k + 4 + idx(s[o_k]), slow)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def _window_extreme(x: np.ndarray, start: int, stop: int, sign: float) -> int:
-    best = start
-    for j in range(start + 1, stop):
-        if sign * x[j] >= sign * x[best]:
-            best = j
-    return best
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _next_extreme(x: np.ndarray, best: int, start: int, i: int, sign: float) -> int:
-    if best < start:
-        return _window_extreme(x, start, i + 1, sign)
-    if sign * x[i] >= sign * x[best]:
-        return i
-    return best
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _fast_k_series(
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, k: int, fast: np.ndarray
+) -> None:
+    # Track where each window's extremes sit; rescan only when one leaves, as TA-Lib does.
+    hi = -1  # the first window is scanned in full
+    lo = -1
+    highest = 0.0
+    lowest = 0.0
+    for i in range(k - 1, close.size):
+        start = i - k + 1
+        if hi < start:
+            hi = start
+            highest = high[start]
+            for j in range(start + 1, i + 1):
+                if high[j] >= highest:
+                    highest = high[j]
+                    hi = j
+        elif high[i] >= highest:
+            hi = i
+            highest = high[i]
+        if lo < start:
+            lo = start
+            lowest = low[start]
+            for j in range(start + 1, i + 1):
+                if low[j] <= lowest:
+                    lowest = low[j]
+                    lo = j
+        elif low[i] <= lowest:
+            lo = i
+            lowest = low[i]
+        fast[i] = _fast_k(close[i], highest, lowest)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -410,22 +455,17 @@ def stoch(
     if k < 1 or k_smooth < 1 or d < 1:
         raise ValueError("periods must be >= 1")
     size = close.size
-    fast = np.full(size, NAN)
-    hi = -1
-    lo = -1
-    for i in range(k - 1, size):
-        start = i - k + 1
-        # Rescan a window only when its extreme has left it, as TA-Lib does.
-        hi = _next_extreme(high, hi, start, i, 1.0)
-        lo = _next_extreme(low, lo, start, i, -1.0)
-        fast[i] = _fast_k(close[i], high[hi], low[lo])
-    slow = np.full(size, NAN)
-    pct_d = np.full(size, NAN)
-    if size >= k:
-        slow[k - 1 :] = _rolling_mean(fast[k - 1 :], k_smooth)
-    first = k + k_smooth - 2
-    if size > first:
-        pct_d[first:] = _rolling_mean(slow[first:], d)
+    first_k = k + k_smooth - 2
+    first_d = first_k + d - 1
+    slow = nan_head(size, first_k)
+    pct_d = nan_head(size, first_d)
+    if size < k:
+        return slow, pct_d
+    fast = np.empty(size)
+    _fast_k_series(high, low, close, k, fast)
+    _window_mean(fast[k - 1 :], k_smooth, 1.0 / k_smooth, slow[k - 1 :])
+    if size > first_k:
+        _window_mean(slow[first_k:], d, 1.0 / d, pct_d[first_k:])
     return slow, pct_d
 
 
@@ -440,3 +480,19 @@ def stoch_state(k: int, k_smooth: int, d: int) -> np.ndarray:
 def stoch_update(state: np.ndarray, high: float, low: float, close: float, out: np.ndarray) -> None:
     """Feed one bar; write slow %K and %D to `out[0:2]`."""
     stoch_step(state, 0, high, low, close, out, 0)
+
+
+def warmup() -> None:
+    """Compile every kernel of this module with production types."""
+    c = np.linspace(1.0, 2.0, 40)
+    out = np.empty(BOLLINGER_OUT)
+    roc(c, 5)
+    roc_update(roc_state(5), 1.0)
+    bollinger(c, 5, 2.0)
+    bollinger_update(bollinger_state(5, 2.0), 1.0, out)
+    zscore(c, 5)
+    zscore_update(zscore_state(5), 1.0)
+    realized_vol(c, 5)
+    realized_vol_update(realized_vol_state(5), 1.0)
+    stoch(c + 0.1, c - 0.1, c, 5, 3, 3)
+    stoch_update(stoch_state(5, 3, 3), 1.1, 0.9, 1.0, out)

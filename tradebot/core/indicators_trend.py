@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from tradebot.core.rolling import NAN, check_period, true_range, wilder
+from tradebot.core.rolling import NAN, check_period, idx, nan_head, true_range, wilder
 
 MACD_OUT = 3  # line, signal, histogram
 SUPERTREND_OUT = 2  # value, direction (+1 up: the line is the lower band; -1 down)
@@ -82,20 +82,6 @@ def macd_step(s: np.ndarray, o: int, x: float, out: np.ndarray, k: int) -> None:
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _ema_from(x: np.ndarray, start: int, n: int, out: np.ndarray) -> None:
-    # EMA seeded with the SMA of x[start-n+1 : start+1], written from `start` on.
-    k = 2.0 / (n + 1)
-    value = 0.0
-    for i in range(start - n + 1, start + 1):
-        value += x[i]
-    value /= n
-    out[start] = value
-    for i in range(start + 1, x.size):
-        value = ((x[i] - value) * k) + value
-        out[i] = value
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
 def macd(
     x: np.ndarray, fast: int, slow: int, signal: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -103,20 +89,37 @@ def macd(
     if fast < 1 or signal < 1 or slow <= fast:
         raise ValueError("need 1 <= fast < slow and signal >= 1")
     n = x.size
-    line = np.full(n, NAN)
-    sig = np.full(n, NAN)
-    if n < slow:
-        return line, sig, sig.copy()
-    f = np.full(n, NAN)
-    sl = np.full(n, NAN)
-    _ema_from(x, slow - 1, fast, f)
-    _ema_from(x, slow - 1, slow, sl)
-    for i in range(slow - 1, n):
-        line[i] = f[i] - sl[i]
     first = slow + signal - 2
-    if n > first:
-        _ema_from(line, first, signal, sig)
-    return line, sig, line - sig
+    line = nan_head(n, slow - 1)
+    sig = nan_head(n, first)
+    hist = nan_head(n, first)
+    if n < slow:
+        return line, sig, hist
+    kf = 2.0 / (fast + 1)
+    ks = 2.0 / (slow + 1)
+    kg = 2.0 / (signal + 1)
+    f = 0.0
+    sl = 0.0
+    for i in range(slow - 1):
+        sl += x[i]
+        if i >= slow - fast:
+            f += x[i]
+    f = (f + x[slow - 1]) / fast
+    sl = (sl + x[slow - 1]) / slow
+    g = 0.0
+    for i in range(slow - 1, n):
+        if i >= slow:
+            f = (x[i] - f) * kf + f
+            sl = (x[i] - sl) * ks + sl
+        v = f - sl
+        line[i] = v
+        if i < first:
+            g += v
+            continue
+        g = (g + v) / signal if i == first else (v - g) * kg + g
+        sig[i] = g
+        hist[i] = v - g
+    return line, sig, hist
 
 
 def macd_state(fast: int, slow: int, signal: int) -> np.ndarray:
@@ -132,24 +135,24 @@ def macd_update(state: np.ndarray, x: float, out: np.ndarray) -> None:
     macd_step(state, 0, x, out, 0)
 
 
-# --- ATR (Wilder): block [n, count, previous close, atr or seed sum] -------------------------
+# --- ATR (Wilder): block [n, count, previous close, atr or seed sum, 1/n, (n-1)/n] -----------
 
 
 def atr_size(n: int) -> int:
     """Return the state block length of ATR."""
-    return 4
+    return 6
 
 
 def atr_init(s: np.ndarray, o: int, n: int) -> None:
     """Write a fresh ATR block at `s[o:]`."""
     check_period(n)
-    s[o : o + 4] = (n, 0.0, 0.0, 0.0)
+    s[o : o + 6] = (n, 0.0, 0.0, 0.0, 1.0 / n, (n - 1) / n)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def atr_step(s: np.ndarray, o: int, high: float, low: float, close: float) -> float:
     """Feed one bar to the ATR block at `o`; return Wilder's average true range or NaN."""
-    n = int(s[o])
+    n = idx(s[o])
     count = s[o + 1] + 1.0
     s[o + 1] = count
     prev_close = s[o + 2]
@@ -160,7 +163,7 @@ def atr_step(s: np.ndarray, o: int, high: float, low: float, close: float) -> fl
     if count <= n:
         s[o + 3] += tr
         return NAN
-    value = (s[o + 3] + tr) / n if count == n + 1 else wilder(s[o + 3], tr, n)
+    value = (s[o + 3] + tr) / n if count == n + 1 else wilder(s[o + 3], tr, s[o + 5], s[o + 4])
     s[o + 3] = value
     return value
 
@@ -171,16 +174,18 @@ def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndar
     if n < 1:
         raise ValueError("period must be >= 1")
     size = close.size
-    out = np.full(size, NAN)
+    out = nan_head(size, n)
     if size <= n:
         return out
+    inv = 1.0 / n
+    keep = (n - 1) / n
     value = 0.0
     for i in range(1, n + 1):
         value += true_range(high[i], low[i], close[i - 1])
     value /= n
     out[n] = value
     for i in range(n + 1, size):
-        value = wilder(value, true_range(high[i], low[i], close[i - 1]), n)
+        value = wilder(value, true_range(high[i], low[i], close[i - 1]), keep, inv)
         out[i] = value
     return out
 
@@ -266,8 +271,8 @@ def supertrend(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return SuperTrend line and direction (+1 up, -1 down) over Wilder's ATR(n)."""
     a = atr(high, low, close, n)
-    value = np.full(close.size, NAN)
-    direction = np.full(close.size, NAN)
+    value = nan_head(close.size, n)
+    direction = nan_head(close.size, n)
     st = (0.0, 0.0, 0.0, 0.0)
     for i in range(n, close.size):
         st = _supertrend_bar(st, (high[i] + low[i]) / 2.0, mult * a[i], close[i], close[i - 1])
@@ -289,3 +294,17 @@ def supertrend_update(
 ) -> None:
     """Feed one bar; write SuperTrend value and direction to `out[0:2]`."""
     supertrend_step(state, 0, high, low, close, out, 0)
+
+
+def warmup() -> None:
+    """Compile every kernel of this module with production types."""
+    c = np.linspace(1.0, 2.0, 40)
+    h = c + 0.1
+    lo = c - 0.1
+    out = np.empty(MACD_OUT)
+    macd(c, 3, 6, 2)
+    macd_update(macd_state(3, 6, 2), 1.0, out)
+    atr(h, lo, c, 5)
+    atr_update(atr_state(5), 1.1, 0.9, 1.0)
+    supertrend(h, lo, c, 5, 3.0)
+    supertrend_update(supertrend_state(5, 3.0), 1.1, 0.9, 1.0, out)

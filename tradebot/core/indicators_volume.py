@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from tradebot.core.rolling import NAN, check_period, rolling_sum_nonneg, window_sum_nonneg
+from tradebot.core.rolling import NAN, check_period, idx, rolling_sum_nonneg, window_sum_nonneg
 
 VWAP_OUT = 2  # vwap, deviation
 
@@ -105,7 +105,7 @@ def vwap_step(
     out: np.ndarray, k: int,
 ) -> None:
     """Feed one bar to the VWAP block at `o`; write VWAP and deviation to `out[k:k+2]`."""
-    n = int(s[o])
+    n = idx(s[o])
     count = s[o + 1] + 1.0
     s[o + 1] = count
     typical = (high + low + close) / 3.0
@@ -147,3 +147,13 @@ def vwap_update(
 ) -> None:
     """Feed one bar; write rolling VWAP and deviation to `out[0:2]`."""
     vwap_step(state, 0, high, low, close, volume, out, 0)
+
+
+def warmup() -> None:
+    """Compile every kernel of this module with production types."""
+    c = np.linspace(1.0, 2.0, 40)
+    v = np.ones(40)
+    obv(c, v)
+    obv_update(obv_state(), 1.0, 1.0)
+    vwap(c + 0.1, c - 0.1, c, v, 5)
+    vwap_update(vwap_state(5), 1.1, 0.9, 1.0, 1.0, np.empty(VWAP_OUT))

@@ -33,6 +33,7 @@ from numba import njit
 from tradebot.core.rolling import (
     NAN,
     check_period,
+    idx,
     rolling_sum_nonneg,
     rolling_sum_signed,
     window_sum_nonneg,
@@ -137,7 +138,7 @@ def ofi_step(
     out: np.ndarray, k: int,
 ) -> None:
     """Feed one top of book to the OFI block at `o`; write e and its window sum to `out[k:]`."""
-    w = int(s[o])
+    w = idx(s[o])
     count = s[o + 1] + 1.0
     s[o + 1] = count
     prev = (s[o + 2], s[o + 3], s[o + 4], s[o + 5])
@@ -211,7 +212,7 @@ def _imbalance(signed: float, total: float) -> float:
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def trade_imbalance_step(s: np.ndarray, o: int, size: float, side: float) -> float:
     """Feed one trade to the block at `o`; return (buy - sell) / total volume over the window."""
-    w = int(s[o])
+    w = idx(s[o])
     count = s[o + 1] + 1.0
     s[o + 1] = count
     signed = window_sum_signed(s, o + 2, o + 6, w, count, side * size)
@@ -245,3 +246,20 @@ def trade_imbalance_state(window: int) -> np.ndarray:
 def trade_imbalance_update(state: np.ndarray, size: float, side: float) -> float:
     """Feed one trade; return the trade-flow imbalance or NaN."""
     return trade_imbalance_step(state, 0, size, side)
+
+
+def warmup() -> None:
+    """Compile every kernel of this module with production types."""
+    n = 8
+    bid = np.linspace(1.0, 1.1, n)
+    size = np.ones(n)
+    side = np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
+    book = np.array([[1.0, 0.9], [2.0, 1.0], [1.1, 1.2], [1.0, 3.0]])
+    top_of_book(bid, size, bid + 0.01, size)
+    depth_imbalance(np.ones((n, 2)), np.ones((n, 2)), 2)
+    depth_imbalance_one(book, 2)
+    microprice_one(1.0, 2.0, 1.1, 1.0)
+    ofi(bid, size, bid + 0.01, size, 3)
+    ofi_update(ofi_state(3), 1.0, 1.0, 1.1, 1.0, np.empty(2))
+    trade_imbalance(size, side, 3)
+    trade_imbalance_update(trade_imbalance_state(3), 1.0, 1.0)

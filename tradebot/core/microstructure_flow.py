@@ -15,6 +15,7 @@ from tradebot.core.rolling import (
     comoment_add,
     comoment_remove,
     comoment_two_pass,
+    idx,
     is_flat,
     m2_lost_precision,
     rolling_sum_nonneg,
@@ -52,7 +53,7 @@ def _buy_fraction(side: float) -> float:
 def vpin_step(s: np.ndarray, o: int, size: float, side: float) -> float:
     """Feed one trade to the VPIN block at `o`; return VPIN over the last n full buckets."""
     bucket = s[o]
-    n = int(s[o + 1])
+    n = idx(s[o + 1])
     fb = _buy_fraction(side)
     remaining = size
     while remaining > 0.0:
@@ -167,7 +168,7 @@ def _slide(
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def kyle_lambda_step(s: np.ndarray, o: int, price: float, size: float, side: float) -> float:
     """Feed one trade to the block at `o`; return the rolling slope of price change on flow."""
-    w = int(s[o])
+    w = idx(s[o])
     count = s[o + 1] + 1.0
     s[o + 1] = count
     prev = s[o + 2]
@@ -177,7 +178,7 @@ def kyle_lambda_step(s: np.ndarray, o: int, price: float, size: float, side: flo
     k = int(count) - 1
     q = side * size
     dp = price - prev
-    pos = int(s[o + 7])
+    pos = idx(s[o + 7])
     old_q = s[o + 8 + pos]
     old_dp = s[o + 8 + w + pos]
     s[o + 8 + pos] = q
@@ -189,7 +190,7 @@ def kyle_lambda_step(s: np.ndarray, o: int, price: float, size: float, side: flo
     else:
         slid = _slide(m, w, q, dp, old_q, old_dp)
         if s[o + 7] == 0.0 or m2_lost_precision(m[2], slid[2]):
-            slid = comoment_two_pass(s, o + 8, s, o + 8 + w, w, int(s[o + 7]))
+            slid = comoment_two_pass(s, o + 8, s, o + 8 + w, w, idx(s[o + 7]))
         m = slid
     s[o + 3], s[o + 4], s[o + 5], s[o + 6] = m
     return _slope(m, w) if k >= w else NAN
@@ -232,3 +233,15 @@ def kyle_lambda_state(window: int) -> np.ndarray:
 def kyle_lambda_update(state: np.ndarray, price: float, size: float, side: float) -> float:
     """Feed one trade; return Kyle's lambda or NaN."""
     return kyle_lambda_step(state, 0, price, size, side)
+
+
+def warmup() -> None:
+    """Compile every kernel of this module with production types."""
+    n = 8
+    price = np.linspace(1.0, 1.1, n)
+    size = np.ones(n)
+    side = np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
+    vpin(size, side, 2.0, 2)
+    vpin_update(vpin_state(2.0, 2), 1.0, 1.0)
+    kyle_lambda(price, size, side, 3)
+    kyle_lambda_update(kyle_lambda_state(3), 1.0, 1.0, 1.0)

@@ -27,6 +27,7 @@ from numba import njit
 from tradebot.core.rolling import (
     NAN,
     check_period,
+    idx,
     rolling_moments,
     rolling_sum_nonneg,
     window_moments,
@@ -84,12 +85,12 @@ def returns_update(state: np.ndarray, price: float, out: np.ndarray) -> None:
     returns_step(state, 0, price, out, 0)
 
 
-# --- rolling mean / std: block [n, ddof, count, mean, m2, pos, ring(n)] ----------------------
+# --- rolling mean / std: block [n, ddof, count, mean, m2, pos, 1/n, ring(n)] ----------------
 
 
 def moments_size(n: int) -> int:
     """Return the state block length of rolling moments over `n` values."""
-    return 6 + n
+    return 7 + n
 
 
 def moments_init(s: np.ndarray, o: int, n: int, ddof: int = 1) -> None:
@@ -98,15 +99,16 @@ def moments_init(s: np.ndarray, o: int, n: int, ddof: int = 1) -> None:
     s[o : o + moments_size(n)] = 0.0
     s[o] = n
     s[o + 1] = ddof
+    s[o + 6] = 1.0 / n
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def moments_step(s: np.ndarray, o: int, x: float, out: np.ndarray, k: int) -> bool:
     """Feed `x` to the block at `o`; write window mean and std to `out[k:k+2]`; tell if full."""
-    n = int(s[o])
+    n = idx(s[o])
     count = s[o + 2] + 1.0
     s[o + 2] = count
-    mean, m2 = window_moments(s, o + 3, o + 6, n, count, x)
+    mean, m2 = window_moments(s, o + 3, o + 7, n, count, x)
     if count < n:
         out[k] = NAN
         out[k + 1] = NAN
@@ -167,10 +169,10 @@ def _ratios(
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def ratios_step(s: np.ndarray, o: int, r: float, out: np.ndarray, k: int) -> None:
     """Feed a return to the block at `o`; write Sharpe and Sortino to `out[k:k+2]`."""
-    n = int(s[o + 2])
+    n = idx(s[o + 2])
     rf = s[o]
     full = moments_step(s, o + 2, r, out, k)
-    at = o + 2 + moments_size(n)
+    at = o + 9 + n  # after the moments block (length 7 + n)
     down = min(r - rf, 0.0)
     downside2 = window_sum_nonneg(s, at, at + 2, n, s[o + 4], down * down)
     if not full:
@@ -290,3 +292,22 @@ def kelly_update(state: np.ndarray, r: float, rf: float, fraction: float) -> flo
     if not moments_step(state, 0, r, out, 0):
         return NAN
     return kelly_continuous(out[0], out[1], rf, fraction)
+
+
+def warmup() -> None:
+    """Compile every kernel of this module with production types."""
+    p = np.linspace(1.0, 2.0, 40)
+    r = np.diff(np.log(p))
+    out = np.empty(DRAWDOWN_OUT)
+    simple_returns(p)
+    log_returns(p)
+    returns_update(returns_state(), 1.0, out)
+    rolling_mean_std(r, 5, 1)
+    moments_update(moments_state(5), 0.01, out)
+    rolling_sharpe_sortino(r, 5, 0.0, 365.0)
+    ratios_update(ratios_state(5), 0.01, out)
+    drawdown(p)
+    drawdown_update(drawdown_state(), 1.0, out)
+    kelly_discrete(0.6, 1.0, 0.5)
+    rolling_kelly(r, 5, 0.0, 0.5)
+    kelly_update(moments_state(5), 0.01, 0.0, 0.5)

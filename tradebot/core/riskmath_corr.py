@@ -18,7 +18,7 @@ import math
 import numpy as np
 from numba import njit
 
-from tradebot.core.rolling import NAN, check_period, is_flat
+from tradebot.core.rolling import NAN, check_period, idx, is_flat
 
 
 def cov_size(k: int, n: int) -> int:
@@ -35,7 +35,7 @@ def cov_init(s: np.ndarray, o: int, k: int, n: int) -> None:
     s[o + 1] = n
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _add(means: np.ndarray, c: np.ndarray, x: np.ndarray, m: int) -> None:
     # Add the m-th row: C += (m-1)/m d d^T with d = x - old mean.
     k = means.size
@@ -48,7 +48,7 @@ def _add(means: np.ndarray, c: np.ndarray, x: np.ndarray, m: int) -> None:
             c[j, i] = c[i, j]
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _slide(means: np.ndarray, c: np.ndarray, x: np.ndarray, y: np.ndarray, n: int) -> None:
     # Add row x to a full window of n rows, then remove its oldest row y.
     k = means.size
@@ -64,7 +64,7 @@ def _slide(means: np.ndarray, c: np.ndarray, x: np.ndarray, y: np.ndarray, n: in
             c[j, i] = c[i, j]
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _two_pass(means: np.ndarray, c: np.ndarray, rows: np.ndarray, first: int) -> None:
     # Recompute from the window, visiting rows oldest first.
     n, k = rows.shape
@@ -83,10 +83,10 @@ def _two_pass(means: np.ndarray, c: np.ndarray, rows: np.ndarray, first: int) ->
             c[j, i] = c[i, j]
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _views(s: np.ndarray, o: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    k = int(s[o])
-    n = int(s[o + 1])
+    k = idx(s[o])
+    n = idx(s[o + 1])
     means = s[o + 4 : o + 4 + k]
     c = s[o + 4 + k : o + 4 + k + k * k].reshape((k, k))
     ring = s[o + 4 + k + k * k : o + 4 + k + k * k + n * k].reshape((n, k))
@@ -96,11 +96,11 @@ def _views(s: np.ndarray, o: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def cov_step(s: np.ndarray, o: int, x: np.ndarray) -> bool:
     """Feed one row of returns to the block at `o`; tell whether the window is full."""
-    n = int(s[o + 1])
+    n = idx(s[o + 1])
     means, c, ring = _views(s, o)
-    count = int(s[o + 2]) + 1
+    count = idx(s[o + 2]) + 1
     s[o + 2] = count
-    pos = int(s[o + 3])
+    pos = idx(s[o + 3])
     old = ring[pos].copy()
     ring[pos] = x
     pos = pos + 1 if pos + 1 < n else 0
@@ -114,7 +114,7 @@ def cov_step(s: np.ndarray, o: int, x: np.ndarray) -> bool:
     return count >= n
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _corr_into(means: np.ndarray, c: np.ndarray, n: int, out: np.ndarray) -> None:
     k = means.size
     for i in range(k):
@@ -130,7 +130,7 @@ def _corr_into(means: np.ndarray, c: np.ndarray, n: int, out: np.ndarray) -> Non
 @njit(cache=True, nogil=True, error_model="numpy")
 def corr_read(s: np.ndarray, o: int, out: np.ndarray) -> None:
     """Write the window's correlation matrix into `out[k, k]` (NaN until full)."""
-    n = int(s[o + 1])
+    n = idx(s[o + 1])
     means, c, _ = _views(s, o)
     if s[o + 2] < n:
         out[:, :] = NAN
@@ -141,7 +141,7 @@ def corr_read(s: np.ndarray, o: int, out: np.ndarray) -> None:
 @njit(cache=True, nogil=True, error_model="numpy")
 def cov_read(s: np.ndarray, o: int, out: np.ndarray) -> None:
     """Write the window's sample covariance matrix into `out[k, k]` (NaN until full)."""
-    n = int(s[o + 1])
+    n = idx(s[o + 1])
     _, c, _ = _views(s, o)
     if s[o + 2] < n:
         out[:, :] = NAN
@@ -214,3 +214,17 @@ def portfolio_vol_update(state: np.ndarray, x: np.ndarray, weights: np.ndarray) 
         return NAN
     _, c, _ = _views(state, 0)
     return portfolio_vol(c / (state[1] - 1.0), weights)
+
+
+def warmup() -> None:
+    """Compile every kernel of this module with production types."""
+    x = np.sin(np.arange(30.0)).reshape(10, 3) * 0.01
+    w = np.full(3, 1.0 / 3)
+    s = cov_state(3, 4)
+    out = np.empty((3, 3))
+    rolling_cov_corr(x, 4)
+    rolling_portfolio_vol(x, w, 4)
+    corr_update(s, x[0], out)
+    cov_read(s, 0, out)
+    portfolio_vol_update(s, x[1], w)
+    portfolio_vol(out, w)

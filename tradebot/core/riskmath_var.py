@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit
 
 from tradebot.core.riskmath import moments_init, moments_size, moments_step
-from tradebot.core.rolling import NAN, check_period, two_pass_array
+from tradebot.core.rolling import NAN, check_period, idx, two_pass_array
 
 VAR_OUT = 2  # value at risk, expected shortfall
 
@@ -38,7 +38,7 @@ _C = (-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.5497325
 _D = (0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _tail(q: float) -> float:
     num = ((((_C[0] * q + _C[1]) * q + _C[2]) * q + _C[3]) * q + _C[4]) * q + _C[5]
     return num / ((((_D[0] * q + _D[1]) * q + _D[2]) * q + _D[3]) * q + 1.0)
@@ -72,23 +72,23 @@ def _check(alpha: float, horizon: int) -> None:
 # --- historical ------------------------------------------------------------------------------
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _needed(n: int, alpha: float) -> int:
     # Index of the highest order statistic the estimators read.
-    return min(n - 1, max(int(math.floor((n - 1) * (1.0 - alpha))) + 1,
-                          int(math.floor(n * (1.0 - alpha)))))
+    return min(n - 1, max(math.floor((n - 1) * (1.0 - alpha)) + 1,
+                          math.floor(n * (1.0 - alpha))))
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def var_es_sorted(xs: np.ndarray, n: int, alpha: float, horizon: int) -> tuple[float, float]:
     """Return historical VaR and ES from the `n` smallest values of `xs`, ascending."""
     h = (n - 1) * (1.0 - alpha)
-    lo = int(math.floor(h))
+    lo = math.floor(h)
     q = xs[lo]
     if lo + 1 < n:
         q += (h - lo) * (xs[lo + 1] - xs[lo])
     m = n * (1.0 - alpha)
-    whole = int(math.floor(m))
+    whole = math.floor(m)
     tail = 0.0
     for i in range(whole):
         tail += xs[i]
@@ -137,7 +137,7 @@ def hvar_init(s: np.ndarray, o: int, window: int, alpha: float, horizon: int) ->
     s[o : o + 3] = (window, alpha, horizon)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _upper(s: np.ndarray, base: int, n: int, x: float) -> int:
     # First index in the sorted run s[base:base+n] whose value exceeds x.
     lo = 0
@@ -151,7 +151,7 @@ def _upper(s: np.ndarray, base: int, n: int, x: float) -> int:
     return lo
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _move(s: np.ndarray, base: int, gone: int, slot: int, x: float) -> None:
     # Drop the value at `gone` and place x so the run stays sorted: one shift between the two.
     if slot > gone:
@@ -167,10 +167,10 @@ def _move(s: np.ndarray, base: int, gone: int, slot: int, x: float) -> None:
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def hvar_step(s: np.ndarray, o: int, r: float, out: np.ndarray, k: int) -> None:
     """Feed a return to the block at `o`; write historical VaR and ES to `out[k:k+2]`."""
-    w = int(s[o])
+    w = idx(s[o])
     count = s[o + 3] + 1.0
     s[o + 3] = count
-    pos = int(s[o + 4])
+    pos = idx(s[o + 4])
     old = s[o + 5 + pos]
     s[o + 5 + pos] = r
     s[o + 4] = pos + 1 if pos + 1 < w else 0
@@ -184,7 +184,7 @@ def hvar_step(s: np.ndarray, o: int, r: float, out: np.ndarray, k: int) -> None:
         out[k] = NAN
         out[k + 1] = NAN
         return
-    out[k], out[k + 1] = var_es_sorted(s[base : base + w], w, s[o + 1], int(s[o + 2]))
+    out[k], out[k + 1] = var_es_sorted(s[base : base + w], w, s[o + 1], idx(s[o + 2]))
 
 
 def hvar_state(window: int, alpha: float, horizon: int = 1) -> np.ndarray:
@@ -241,7 +241,7 @@ def pvar_init(s: np.ndarray, o: int, window: int, alpha: float, horizon: int) ->
 def pvar_step(s: np.ndarray, o: int, r: float, out: np.ndarray, k: int) -> None:
     """Feed a return to the block at `o`; write normal VaR and ES to `out[k:k+2]`."""
     if moments_step(s, o + 2, r, out, k):
-        out[k], out[k + 1] = var_normal(out[k], out[k + 1], s[o], int(s[o + 1]))
+        out[k], out[k + 1] = var_normal(out[k], out[k + 1], s[o], idx(s[o + 1]))
 
 
 def pvar_state(window: int, alpha: float, horizon: int = 1) -> np.ndarray:
@@ -309,7 +309,7 @@ def mcvar_step(s: np.ndarray, o: int, r: float, out: np.ndarray, k: int) -> None
     """Feed a return to the block at `o`; write Monte Carlo VaR and ES to `out[k:k+2]`."""
     if moments_step(s, o + 4, r, out, k):
         out[k], out[k + 1] = var_mc_normal(
-            out[k], out[k + 1], s[o], int(s[o + 1]), int(s[o + 2]), int(s[o + 3])
+            out[k], out[k + 1], s[o], idx(s[o + 1]), idx(s[o + 2]), idx(s[o + 3])
         )
 
 
@@ -324,3 +324,17 @@ def mcvar_state(window: int, alpha: float, horizon: int, sims: int, seed: int) -
 def mcvar_update(state: np.ndarray, r: float, out: np.ndarray) -> None:
     """Feed one return; write rolling Monte Carlo VaR and ES to `out[0:2]`."""
     mcvar_step(state, 0, r, out, 0)
+
+
+def warmup() -> None:
+    """Compile every kernel of this module with production types."""
+    r = np.sin(np.arange(40.0)) * 0.01
+    out = np.empty(VAR_OUT)
+    normal_ppf(0.99)
+    var_historical(r, 0.95, 1)
+    rolling_var_historical(r, 10, 0.95, 1)
+    hvar_update(hvar_state(10, 0.95, 1), 0.01, out)
+    var_parametric(r, 0.95, 1)
+    pvar_update(pvar_state(10, 0.95, 1), 0.01, out)
+    var_monte_carlo(r, 0.95, 2, 100, 7)
+    mcvar_update(mcvar_state(10, 0.95, 2, 100, 7), 0.01, out)

@@ -24,6 +24,21 @@ FLAT_RATIO = 1e-12  # a standard deviation below this fraction of the mean is ro
 NAN = math.nan
 
 
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def idx(x: float) -> int:
+    """Convert a stored length, position or offset to an index known to be non-negative."""
+    # Unsigned, so the compiler drops numpy's negative-index wraparound from every access.
+    return np.uint32(x)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def nan_head(size: int, head: int) -> np.ndarray:
+    """Return an uninitialised float64 array whose first `head` values are NaN."""
+    out = np.empty(size)
+    out[: min(head, size)] = NAN
+    return out
+
+
 def check_period(n: int, least: int = 1) -> None:
     """Raise ValueError unless the window length `n` is at least `least`."""
     if n < least:
@@ -36,7 +51,7 @@ def ring_push(s: np.ndarray, ring: int, n: int, pos_at: int, x: float) -> float:
 
     `s[pos_at]` holds the index of the oldest slot and is advanced.
     """
-    pos = int(s[pos_at])
+    pos = idx(s[pos_at])
     old = s[ring + pos]
     s[ring + pos] = x
     pos += 1
@@ -68,28 +83,28 @@ def array_sum(x: np.ndarray, start: int, stop: int) -> float:
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def ring_extreme_push(
-    s: np.ndarray, ring: int, n: int, slot: int, best_at: int, x: float, count: float,
-    sign: float,
-) -> float:
-    """Write `x` at `slot` of the ring; return the ring's max (sign 1) or min (sign -1).
+def ring_push_max(s: np.ndarray, ring: int, n: int, pos: int, x: float) -> float:
+    """Write `x` over ring slot `pos`; return the largest value in the ring afterwards."""
+    # Scan before the store: loads after a store to an unknown slot stall the pipeline.
+    best = x
+    for j in range(pos):
+        best = max(best, s[ring + j])
+    for j in range(pos + 1, n):
+        best = max(best, s[ring + j])
+    s[ring + pos] = x
+    return best
 
-    `s[best_at]` keeps the slot of that extreme; the ring is rescanned only when the extreme
-    itself is overwritten. `count` counts values written, this one included.
-    """
-    s[ring + slot] = x
-    best = int(s[best_at])
-    if count == 1.0:
-        best = slot
-    elif best == slot:
-        best = 0
-        for j in range(1, min(int(count), n)):
-            if sign * s[ring + j] >= sign * s[ring + best]:
-                best = j
-    elif sign * x >= sign * s[ring + best]:
-        best = slot
-    s[best_at] = best
-    return s[ring + best]
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def ring_push_min(s: np.ndarray, ring: int, n: int, pos: int, x: float) -> float:
+    """Write `x` over ring slot `pos`; return the smallest value in the ring afterwards."""
+    best = x
+    for j in range(pos):
+        best = min(best, s[ring + j])
+    for j in range(pos + 1, n):
+        best = min(best, s[ring + j])
+    s[ring + pos] = x
+    return best
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -99,11 +114,13 @@ def needs_resum(remaining: float, leaving: float) -> bool:
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def wilder(prev: float, x: float, n: int) -> float:
-    """Apply Wilder's smoothing, in TA-Lib's operation order."""
-    prev *= n - 1
-    prev += x
-    return prev / n
+def wilder(prev: float, x: float, keep: float, inv_n: float) -> float:
+    """Apply Wilder's smoothing (prev (n-1) + x) / n as prev keep + x inv_n.
+
+    keep = (n-1)/n and inv_n = 1/n: TA-Lib's division sits on the loop-carried chain, this
+    form leaves one multiply and one add there (results move by an ulp or so).
+    """
+    return prev * keep + x * inv_n
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -129,9 +146,11 @@ def welford_add(mean: float, m2: float, k: int, x: float) -> tuple[float, float]
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def welford_slide(mean: float, m2: float, n: int, x: float, old: float) -> tuple[float, float]:
-    """Replace `old` by `x` in a full window of `n` values (add, then remove)."""
-    new_mean = mean + (x - old) / n
+def welford_slide(
+    mean: float, m2: float, inv_n: float, x: float, old: float
+) -> tuple[float, float]:
+    """Replace `old` by `x` in a full window of 1/`inv_n` values (add, then remove)."""
+    new_mean = mean + (x - old) * inv_n
     m2 += (x - old) * (x - new_mean + old - mean)
     return new_mean, m2
 
@@ -186,7 +205,7 @@ def window_sum_nonneg(s: np.ndarray, at: int, ring: int, n: int, count: float, x
     else:
         remaining = s[at] - old
         if needs_resum(remaining, old):
-            total = ring_sum(s, ring, n, int(s[at + 1]))
+            total = ring_sum(s, ring, n, idx(s[at + 1]))
         else:
             total = remaining + x
     s[at] = total
@@ -196,19 +215,20 @@ def window_sum_nonneg(s: np.ndarray, at: int, ring: int, n: int, count: float, x
 @njit(cache=True, nogil=True, error_model="numpy")
 def rolling_sum_nonneg(x: np.ndarray, n: int) -> np.ndarray:
     """Return the sum of each window of `n` non-negative values (NaN before the first full one)."""
-    out = np.full(x.size, NAN)
+    # Warm-up and steady state in separate loops: one loop with both runs several times slower.
+    out = nan_head(x.size, n - 1)
     total = 0.0
-    for i in range(x.size):
-        if i < n:
-            total += x[i]
+    for i in range(min(n, x.size)):
+        total += x[i]
+    if x.size >= n:
+        out[n - 1] = total
+    for i in range(n, x.size):
+        remaining = total - x[i - n]
+        if needs_resum(remaining, x[i - n]):
+            total = array_sum(x, i - n + 1, i + 1)
         else:
-            remaining = total - x[i - n]
-            if needs_resum(remaining, x[i - n]):
-                total = array_sum(x, i - n + 1, i + 1)
-            else:
-                total = remaining + x[i]
-        if i >= n - 1:
-            out[i] = total
+            total = remaining + x[i]
+        out[i] = total
     return out
 
 
@@ -229,17 +249,15 @@ def window_sum_signed(s: np.ndarray, at: int, ring: int, n: int, count: float, x
 @njit(cache=True, nogil=True, error_model="numpy")
 def rolling_sum_signed(x: np.ndarray, n: int) -> np.ndarray:
     """Return the sum of each window of `n` signed values (NaN before the first full one)."""
-    out = np.full(x.size, NAN)
+    out = nan_head(x.size, n - 1)
     total = 0.0
-    for i in range(x.size):
-        if i < n:
-            total += x[i]
-        elif (i + 1) % n == 0:
-            total = array_sum(x, i - n + 1, i + 1)
-        else:
-            total = total - x[i - n] + x[i]
-        if i >= n - 1:
-            out[i] = total
+    for i in range(min(n, x.size)):
+        total += x[i]
+    if x.size >= n:
+        out[n - 1] = total
+    for i in range(n, x.size):
+        total = array_sum(x, i - n + 1, i + 1) if (i + 1) % n == 0 else total - x[i - n] + x[i]
+        out[i] = total
     return out
 
 
@@ -249,7 +267,7 @@ def window_moments(
 ) -> tuple[float, float]:
     """Push `x` into the window at `ring`; return its mean and sum of squared deviations.
 
-    `s[at]`, `s[at+1]` carry mean and m2, `s[at+2]` the ring position.
+    `s[at]`, `s[at+1]` carry mean and m2, `s[at+2]` the ring position, `s[at+3]` holds 1/n.
     """
     old = ring_push(s, ring, n, at + 2, x)
     mean = s[at]
@@ -257,9 +275,9 @@ def window_moments(
     if count <= n:
         mean, m2 = welford_add(mean, m2, int(count), x)
     else:
-        new_mean, new_m2 = welford_slide(mean, m2, n, x, old)
+        new_mean, new_m2 = welford_slide(mean, m2, s[at + 3], x, old)
         if m2_lost_precision(m2, new_m2):
-            new_mean, new_m2 = two_pass_ring(s, ring, n, int(s[at + 2]))
+            new_mean, new_m2 = two_pass_ring(s, ring, n, idx(s[at + 2]))
         mean = new_mean
         m2 = new_m2
     s[at] = mean
@@ -267,25 +285,41 @@ def window_moments(
     return mean, m2
 
 
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def moments_fill(x: np.ndarray, n: int) -> tuple[float, float]:
+    """Return the moments of the first min(n, len(x)) values of `x` (Welford, in order)."""
+    mean = 0.0
+    m2 = 0.0
+    for i in range(min(n, x.size)):
+        mean, m2 = welford_add(mean, m2, i + 1, x[i])
+    return mean, m2
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def moments_slide(
+    x: np.ndarray, i: int, n: int, inv_n: float, mean: float, m2: float
+) -> tuple[float, float]:
+    """Slide the moments of the window ending at `x[i-1]` to the one ending at `x[i]`."""
+    new_mean, new_m2 = welford_slide(mean, m2, inv_n, x[i], x[i - n])
+    if m2_lost_precision(m2, new_m2):
+        return two_pass_array(x, i - n + 1, i + 1)
+    return new_mean, new_m2
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def rolling_moments(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Return mean and sum of squared deviations of each window of `n` values."""
-    means = np.full(x.size, NAN)
-    m2s = np.full(x.size, NAN)
-    mean = 0.0
-    m2 = 0.0
-    for i in range(x.size):
-        if i < n:
-            mean, m2 = welford_add(mean, m2, i + 1, x[i])
-        else:
-            new_mean, new_m2 = welford_slide(mean, m2, n, x[i], x[i - n])
-            if m2_lost_precision(m2, new_m2):
-                new_mean, new_m2 = two_pass_array(x, i - n + 1, i + 1)
-            mean = new_mean
-            m2 = new_m2
-        if i >= n - 1:
-            means[i] = mean
-            m2s[i] = m2
+    means = nan_head(x.size, n - 1)
+    m2s = nan_head(x.size, n - 1)
+    mean, m2 = moments_fill(x, n)
+    if x.size >= n:
+        means[n - 1] = mean
+        m2s[n - 1] = m2
+    inv_n = 1.0 / n
+    for i in range(n, x.size):
+        mean, m2 = moments_slide(x, i, n, inv_n, mean, m2)
+        means[i] = mean
+        m2s[i] = m2
     return means, m2s
 
 
@@ -342,19 +376,20 @@ def warmup() -> None:
     ring_push(s, 2, 4, 0, 1.0)
     ring_sum(s, 2, 4, 0)
     array_sum(x, 0, 4)
-    ring_extreme_push(s, 2, 4, 0, 0, 1.0, 1.0, 1.0)
+    ring_push_max(s, 2, 4, 0, 1.0)
+    ring_push_min(s, 2, 4, 0, 1.0)
     needs_resum(1.0, 2.0)
-    wilder(1.0, 2.0, 14)
+    wilder(1.0, 2.0, 13.0 / 14, 1.0 / 14)
     true_range(2.0, 1.0, 1.5)
     welford_add(0.0, 0.0, 1, 1.0)
-    welford_slide(1.0, 1.0, 4, 2.0, 1.0)
+    welford_slide(1.0, 1.0, 0.25, 2.0, 1.0)
     two_pass_ring(s, 2, 4, 0)
     two_pass_array(x, 0, 4)
     m2_lost_precision(1.0, 0.5)
     is_flat(1.0, 4.0, 1.0)
     window_sum_nonneg(s, 0, 2, 4, 1.0, 1.0)
     window_sum_signed(s, 0, 2, 4, 1.0, 1.0)
-    window_moments(np.zeros(9), 0, 3, 4, 1.0, 1.0)
+    window_moments(np.zeros(9), 0, 4, 4, 1.0, 1.0)
     rolling_sum_nonneg(x, 2)
     rolling_sum_signed(x, 2)
     rolling_moments(x, 2)
