@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import asyncio
 import zipfile
 from decimal import Decimal
+from pathlib import Path
 
 import orjson
 import pytest
@@ -13,6 +15,7 @@ from tradebot.clock import SimClock
 from tradebot.domain import InstrumentId, MarketKind, Side
 from tradebot.events import BookInvalidated, BookUpdated, FundingRate, MarkPrice, Quote, Trade
 from tradebot.feeds import bybit
+from tradebot.feeds.replay import ReplayDriver, inspect
 
 # Doc-derived (Bybit v5 docs, GET /v5/market/instruments-info?category=linear): the shape of
 # the documented response; BTCUSDT's filters as documented, XRPUSDT's as Bybit lists them
@@ -272,3 +275,39 @@ def test_control_replies_pass_and_rejected_subscriptions_are_counted() -> None:
                   b'"req_id":"","op":"subscribe"}', 2)
     feed.on_frame(b'{"topic":"orderbook.50.DOGEUSDT","type":"delta","data":{}}', 3)
     assert feed.stats.parse_errors == {"subscribe_rejected": 1, "DataError": 1}
+
+
+def _recording(path: Path, frames: list[bytes]) -> Path:
+    # The dump in tradebot's recorder framing: header, the subscribe sent, the instrument list
+    # (doc-shaped, above) as a REST response, then each frame at its `ts` (ms) in ns.
+    t0 = orjson.loads(frames[0])["ts"] * 1_000_000
+    url = bybit.instruments_url("bybit_linear", "")
+    lines = [b"%d #tradebot venue=bybit_linear" % t0,
+             b"%d < " % t0 + bybit.subscribe_requests(["orderbook.500.XRPUSDT"])[0].encode(),
+             b"%d > %s " % (t0, url.encode()) + INSTRUMENTS_INFO]
+    lines += [b"%d %s" % (orjson.loads(f)["ts"] * 1_000_000, f) for f in frames]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+@pytest.mark.parametrize("damage", ["none", "delete", "duplicate", "reorder"])
+def test_replay_of_the_dump_reports_continuity_and_any_damage(tmp_path: Path,
+                                                              damage: str) -> None:
+    frames = dump()
+    if damage == "delete":
+        del frames[30]
+    elif damage == "duplicate":
+        frames.insert(31, frames[30])
+    elif damage == "reorder":
+        frames[30], frames[31] = frames[31], frames[30]
+    rec = inspect(_recording(tmp_path / "xrp.rec", frames))
+    assert rec.venue == "bybit_linear" and [i.venue_symbol for i in rec.instruments] == ["XRPUSDT"]
+    clock = SimClock()
+    feed = bybit.BybitFeed("bybit_linear", rec.instruments, Bus(), clock)
+    asyncio.run(ReplayDriver({"bybit_linear": feed}, clock, [rec]).run(progress=False))
+    book = feed.books[XRP.id]
+    assert feed.stats.parse_errors == {}
+    if damage == "none":
+        assert book.valid and book.gaps == 0 and book.last_seq == 20254869 + 49
+    else:
+        assert not book.valid and book.gaps == 1

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from tradebot.domain import InstrumentId, Side
 from tradebot.errors import DataError
 from tradebot.events import BookInvalidated, BookUpdated, Quote, Trade
 from tradebot.feeds import coinbase
+from tradebot.feeds.replay import ReplayDriver, inspect
 
 # Doc-derived Advanced Trade fixtures (see tests/fixtures/coinbase/README.md).
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "coinbase"
@@ -202,3 +204,14 @@ def test_venue_errors_and_unknown_products_are_counted_not_fatal() -> None:
     assert feed.stats.parse_errors == {"venue_error": 1, "DataError": 1}
     assert not any(b.valid for b in feed.books.values())
     assert BookUpdated.__name__ not in feed.bus.counts()
+
+
+def test_replay_driver_plays_the_exchange_session_under_either_venue_name() -> None:
+    for venue in ("coinbase_exchange", "coinbase"):
+        rec = inspect(data_file("cryptofeed/COINBASE.ws.28.0"), venue)
+        assert sorted(i.venue_symbol for i in rec.instruments) == sorted(RECORDED_PRODUCTS)
+        clock = SimClock()
+        feed = coinbase.CoinbaseFeed(venue, rec.instruments, Bus(), clock)
+        asyncio.run(ReplayDriver({venue: feed}, clock, [rec]).run(progress=False))
+        assert all(b.valid and b.gaps == 0 for b in feed.books.values())
+        assert feed.stats.parse_errors == {}

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from tradebot.domain import Instrument, InstrumentId
 from tradebot.events import Quote, Trade
 from tradebot.feeds import kucoin
 from tradebot.feeds.book import OrderBook
+from tradebot.feeds.replay import ReplayDriver, inspect
 
 SUBSCRIBED = ["EQZ-BTC", "ANKR-BTC", "SNX-BTC", "FET-BTC", "BCHSV-USDT", "NRG-BTC", "CAPP-BTC",
               "DAPPT-BTC", "COV-BTC", "LTX-USDT"]
@@ -325,3 +327,17 @@ def test_a_negative_size_is_a_rejected_frame_not_a_crash() -> None:
            b'"subject":"trade.l2update","topic":"/market/level2:SNX-BTC","type":"message"}')
     feed.on_frame(bad, 1)
     assert feed.stats.parse_errors == {"DataError": 1}
+
+
+def test_replay_driver_plays_the_cryptofeed_session_with_its_rest_snapshots() -> None:
+    rec = inspect(data_file("cryptofeed/KUCOIN.ws.1.0"))
+    assert rec.venue == "kucoin" and sorted(i.venue_symbol for i in rec.instruments) == sorted(
+        SUBSCRIBED)
+    overrides = {i.venue_symbol: i for i in instruments()}  # BSV-USDT: 11 size decimals
+    clock = SimClock()
+    feed = kucoin.KucoinFeed("kucoin", [overrides[i.venue_symbol] for i in rec.instruments],
+                             Bus(), clock)
+    asyncio.run(ReplayDriver({"kucoin": feed}, clock, [rec]).run(progress=False))
+    books = {b.instrument.venue_symbol: b for b in feed.books.values()}
+    assert [s for s in WITH_BOOKS if not books[s].valid] == []
+    assert sum(b.gaps for b in books.values()) == 0 and feed.stats.parse_errors == {}
