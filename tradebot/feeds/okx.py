@@ -251,7 +251,8 @@ class OkxFeed(Feed):
         self._header = np.empty(len(_BOOK_KEYS), np.int64)
         self._levels = np.empty((20_000, 3), np.int64)
         self._with_ids: set[InstrumentId] = set()
-        self._bootstrapping: set[InstrumentId] = set()
+        # Books with no snapshot since connecting: updates with ids bootstrap them from REST.
+        self._awaiting_snapshot: set[InstrumentId] = set(self.books)
         self._last_frame: dict[InstrumentId, int] = {}
         checker = OkxChecksum()
         for book in self.books.values():
@@ -293,7 +294,7 @@ class OkxFeed(Feed):
         """Forget book state on a new connection (the ids' era is learned again)."""
         ids = list(self.books if instruments is None else instruments)
         for iid in ids:
-            self._bootstrapping.discard(iid)
+            self._awaiting_snapshot.add(iid)
             self._last_frame.pop(iid, None)
         super().reset_books(reason, ids)
 
@@ -374,7 +375,7 @@ class OkxFeed(Feed):
         crc = None if checksum in (MISSING, 0) else checksum
         book = self.books[inst.id]
         if frame.find(b'"action":"snapshot"', 0, 120) >= 0:
-            self._bootstrapping.discard(inst.id)
+            self._awaiting_snapshot.discard(inst.id)
             self._last_frame.pop(inst.id, None)
             book.on_snapshot(_snapshot(inst, levels[:n], -1 if seq == MISSING else seq,
                                        ts_event, ts_init), crc)
@@ -392,7 +393,7 @@ class OkxFeed(Feed):
             self._with_ids.add(inst.id)
             book.buffering = True
         book.on_delta(levels, n, seq, seq, prev, ts_event, ts_init, crc)
-        if not book.valid and inst.id not in self._bootstrapping:
+        if inst.id in self._awaiting_snapshot and not book.valid:
             # Updates with ids but no snapshot: bootstrap from REST (OKX's 2026 procedure).
-            self._bootstrapping.add(inst.id)
+            self._awaiting_snapshot.discard(inst.id)
             self._need_snapshot(inst.id, "no_snapshot")
