@@ -12,7 +12,6 @@ Keep-alive: `{"op":"ping"}` every 20 s; the server drops a silent connection aft
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -66,7 +65,6 @@ _HEADER_CODES = np.array([key_code("u"), key_code("seq")], np.int64)
 _REST_CODES = np.array([key_code("u"), key_code("seq"), key_code("ts"), key_code("cts")],
                        np.int64)
 _B, _A = key_code("b"), key_code("a")
-_DIGITS = re.compile(rb'\s*"?(\d+)')
 _MS = 1_000_000
 
 
@@ -209,31 +207,36 @@ def scan_book(frame: bytes, instrument: Instrument, scratch: Scratch) -> BookFra
     if data < 0:
         raise DataError("orderbook frame has no data")
     header = scratch.header
-    header.fill(MISSING)
+    header[0] = MISSING
     n = scan_object(np.frombuffer(frame, np.uint8), data + 7, _HEADER_CODES, header, _B, _A,
                     instrument.price_decimals, instrument.size_decimals, scratch.levels)
     if n < 0:
         raise DataError(f"orderbook frame for {instrument.id} not scannable (code {n})")
-    if header[0] == MISSING:
+    update_id = int(header[0])
+    if update_id == MISSING:
         raise DataError(f"orderbook frame for {instrument.id} lacks u")
-    if first_invalid_level(scratch.levels, n) >= 0:
+    if n and first_invalid_level(scratch.levels, n) >= 0:
         raise DataError(f"orderbook frame for {instrument.id} has a negative price or size")
+    # The matching-engine time `cts` follows the data object; the message `ts` precedes it.
     cts = frame.rfind(b'"cts":')
-    ts = frame.find(b'"ts":', 0, data)
-    ts_ms = _int_at(frame, cts + 6) if cts > data else None
-    if ts_ms is None and ts >= 0:
-        ts_ms = _int_at(frame, ts + 5)
-    if ts_ms is None:
-        raise DataError(f"orderbook frame for {instrument.id} lacks ts")
-    snapshot = (frame.find(b'"type":"snapshot"', 0, data) >= 0
-                or frame.find(b'"type":"snapshot"', max(data, len(frame) - 64)) >= 0)
-    return BookFrame(snapshot=snapshot or int(header[0]) == 1, update_id=int(header[0]),
-                     n_levels=n, ts_event_ms=int(ts_ms))
+    ts_ms = _int_at(frame, cts + 6) if cts > data else _int_at(frame, frame.find(b'"ts":') + 5)
+    if frame.find(b'"type":"delta"', 0, data) >= 0:
+        snapshot = False
+    else:
+        snapshot = (frame.find(b'"type":"snapshot"', 0, data) >= 0
+                    or frame.find(b'"type":"snapshot"', max(data, len(frame) - 64)) >= 0)
+    return BookFrame(snapshot=snapshot or update_id == 1, update_id=update_id, n_levels=n,
+                     ts_event_ms=ts_ms)
 
 
-def _int_at(frame: bytes, pos: int) -> int | None:
-    match = _DIGITS.match(frame, pos)
-    return int(match.group(1)) if match else None
+def _int_at(frame: bytes, pos: int) -> int:
+    # The integer value starting at `pos` (the venue's ms timestamps); pos < 5: no such key.
+    if pos < 5:
+        raise DataError("frame lacks ts")
+    text = frame[pos:pos + 24].partition(b",")[0].partition(b"}")[0]
+    if not text.strip().isdigit():
+        raise DataError(f"ts {text!r} is not an integer")
+    return int(text)
 
 
 def levels_to_snapshot(levels: np.ndarray, n: int, instrument: Instrument, sequence: int,

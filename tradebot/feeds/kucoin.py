@@ -188,37 +188,33 @@ class Scratch:
         return cls(np.empty(3, np.int64), np.empty((max_levels, 3), np.int64))
 
 
-def scan_l2_header(frame: bytes, scratch: Scratch) -> tuple[int, int, int]:
-    """Return (sequenceStart, sequenceEnd, time ms or MISSING) of a `trade.l2update` frame."""
+def scan_l2(frame: bytes, instrument: Instrument,
+            scratch: Scratch) -> tuple[int, int, int, int]:
+    """Scan a `trade.l2update`: return (sequenceStart, sequenceEnd, time ms or MISSING, number
+    of changes), the changes written to `scratch.levels` as (side, price, size)."""
     data = frame.find(b'"data":')
-    if data < 0:
-        raise DataError("l2update frame has no data")
+    changes = frame.find(b'"changes":', data)
+    if data < 0 or changes < 0:
+        raise DataError("l2update frame has no data.changes")
+    buf = np.frombuffer(frame, np.uint8)
     header = scratch.header
     header.fill(MISSING)
-    n = scan_object(np.frombuffer(frame, np.uint8), data + 7, _HEADER_CODES, header, _NO_KEY,
-                    _NO_KEY, 0, 0, scratch.levels)
-    if n < 0 or header[0] == MISSING or header[1] == MISSING:
-        raise DataError(f"l2update frame lacks sequenceStart/sequenceEnd (code {n})")
-    return int(header[0]), int(header[1]), int(header[2])
-
-
-def scan_l2_changes(frame: bytes, instrument: Instrument, scratch: Scratch) -> int:
-    """Scan the `changes` of a `trade.l2update` into `scratch.levels`; return their number."""
-    changes = frame.find(b'"changes":')
-    if changes < 0:
-        raise DataError("l2update frame has no changes")
-    n = scan_object(np.frombuffer(frame, np.uint8), changes + 10, _NO_CODES, scratch.header,
-                    _BIDS, _ASKS, instrument.price_decimals, instrument.size_decimals,
-                    scratch.levels)
+    code = scan_object(buf, data + 7, _HEADER_CODES, header, _NO_KEY, _NO_KEY, 0, 0,
+                       scratch.levels)
+    start, end, time_ms = header.tolist()
+    if code < 0 or start == MISSING or end == MISSING:
+        raise DataError(f"l2update frame lacks sequenceStart/sequenceEnd (code {code})")
+    n = scan_object(buf, changes + 10, _NO_CODES, header, _BIDS, _ASKS,
+                    instrument.price_decimals, instrument.size_decimals, scratch.levels)
     if n < 0:
         raise DataError(f"l2update changes for {instrument.id} not scannable (code {n})")
-    if first_invalid_level(scratch.levels, n) >= 0:
+    if n and first_invalid_level(scratch.levels, n) >= 0:
         raise DataError(f"l2update for {instrument.id} has a negative price or size")
-    return n
+    return start, end, time_ms, n
 
 
 def change_sequences(frame: bytes) -> list[int]:
-    """Return the sequence of every change, in the order `scan_l2_changes` writes them."""
+    """Return the sequence of every change, in the order `scan_l2` writes them."""
     changes = decode(frame)["data"]["changes"]
     if not isinstance(changes, dict):
         raise DataError("l2update changes is not an object")
@@ -432,8 +428,7 @@ class KucoinFeed(Feed):
 
     def _level2(self, frame: bytes, inst: Instrument, ts_init: int) -> None:
         scratch = self._scratch
-        start, end, time_ms = scan_l2_header(frame, scratch)
-        n = scan_l2_changes(frame, inst, scratch)
+        start, end, time_ms, n = scan_l2(frame, inst, scratch)
         ts_event = time_ms * _MS if time_ms != MISSING else ts_init
         book = self.books[inst.id]
         if book.valid and start > book.last_seq:
