@@ -15,10 +15,11 @@ from __future__ import annotations
 import abc
 import asyncio
 import bisect
+import functools
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
@@ -42,6 +43,7 @@ from tradebot.feeds.book import BookSync, SequenceRule
 from tradebot.log import Throttle
 
 log = structlog.get_logger(__name__)
+_T = TypeVar("_T")
 
 FEED_CONNECTED = Gauge("tradebot_feed_connected", "1 while the websocket is open", ["venue"])
 FEED_RECONNECTS = Counter(
@@ -55,6 +57,26 @@ FEED_PARSE_ERRORS = Counter(
     "tradebot_feed_parse_errors_total", "Frames that could not be parsed, by kind",
     ["venue", "kind"],
 )
+
+
+# What malformed venue input raises in a parser (a changed schema: a missing key, a wrong type).
+PARSE_ERRORS = (DataError, KeyError, ValueError, TypeError, IndexError, AttributeError,
+                ArithmeticError)
+
+
+def as_data_error(fn: Callable[..., _T]) -> Callable[..., _T]:
+    """Wrap a pure parser so that malformed input raises DataError only."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> _T:
+        try:
+            return fn(*args, **kwargs)
+        except DataError:
+            raise
+        except PARSE_ERRORS as exc:
+            raise DataError(f"{fn.__name__}: {type(exc).__name__}: {exc}") from exc
+
+    return wrapper
 
 
 # Upper bounds (ns) of the handler latency histogram: frame in -> everything it caused done.
@@ -140,7 +162,7 @@ class Feed(abc.ABC):
             self.handle(frame, ts_init)
         except InvariantError:
             raise
-        except (DataError, KeyError, ValueError, TypeError, IndexError) as exc:
+        except PARSE_ERRORS as exc:
             self.parse_error(type(exc).__name__, exc, frame)
         elapsed = perf_ns() - started
         stats.latency_buckets[bisect.bisect_left(LATENCY_BOUNDS_NS, elapsed)] += 1

@@ -30,7 +30,7 @@ from tradebot.core.objscan import scan_object_levels
 from tradebot.domain import Instrument, InstrumentId, MarketKind, Side
 from tradebot.errors import DataError
 from tradebot.events import BookSnapshot, Quote, Trade
-from tradebot.feeds.base import Feed
+from tradebot.feeds.base import Feed, as_data_error
 from tradebot.feeds.book import OrderBook, Verdict
 
 # --- declarations ------------------------------------------------------------------------
@@ -96,6 +96,7 @@ def v2_symbol(name: str) -> str:
     return normalize_pair(name).replace("-", "/")
 
 
+@as_data_error
 def parse_instruments(body: bytes, venue: str = "kraken") -> list[Instrument]:
     """Parse REST AssetPairs into spot instruments with normalized symbols."""
     data = orjson.loads(body)
@@ -147,6 +148,7 @@ def iso_to_ns(text: str) -> int:
     return seconds * 1_000_000_000 + int((frac + "000000000")[:9])
 
 
+@as_data_error
 def parse_v1_trades(payload: list, instrument: Instrument, ts_init: int) -> list[Trade]:
     """Parse a v1 trade payload `[[price, volume, time, side, type, misc], ...]`."""
     return [Trade(instrument=instrument.id, price=float(t[0]), size=float(t[1]),
@@ -155,6 +157,7 @@ def parse_v1_trades(payload: list, instrument: Instrument, ts_init: int) -> list
             for t in payload]
 
 
+@as_data_error
 def parse_v1_ticker(payload: dict, instrument: Instrument, ts_init: int) -> Quote:
     """Parse a v1 ticker payload (`a`/`b`: [price, whole lot volume, lot volume])."""
     return Quote(instrument=instrument.id, bid_price=float(payload["b"][0]),
@@ -162,6 +165,7 @@ def parse_v1_ticker(payload: dict, instrument: Instrument, ts_init: int) -> Quot
                  ask_size=float(payload["a"][2]), ts_event=ts_init, ts_init=ts_init)
 
 
+@as_data_error
 def parse_v2_trades(data: list, instrument: Instrument, ts_init: int) -> list[Trade]:
     """Parse v2 `trade` data entries."""
     return [Trade(instrument=instrument.id, price=float(t["price"]), size=float(t["qty"]),
@@ -171,6 +175,7 @@ def parse_v2_trades(data: list, instrument: Instrument, ts_init: int) -> list[Tr
             for t in data]
 
 
+@as_data_error
 def parse_v2_ticker(entry: dict, instrument: Instrument, ts_init: int) -> Quote:
     """Parse one v2 `ticker` data entry (it carries no time: ts_event is ours)."""
     return Quote(instrument=instrument.id, bid_price=float(entry["bid"]),

@@ -33,7 +33,7 @@ from tradebot.core.jsonscan import MISSING, key_code, scan_object
 from tradebot.domain import Instrument, InstrumentId, MarketKind, Side
 from tradebot.errors import DataError
 from tradebot.events import BookSnapshot, FundingRate, MarkPrice, Quote, Trade
-from tradebot.feeds.base import Feed
+from tradebot.feeds.base import Feed, as_data_error
 from tradebot.feeds.book import OrderBook, Verdict
 
 # --- declarations ------------------------------------------------------------------------
@@ -127,6 +127,7 @@ def _instrument(row: dict, venue: str) -> Instrument | None:
     )
 
 
+@as_data_error
 def parse_instruments(body: bytes, venue: str = "okx") -> list[Instrument]:
     """Parse `/api/v5/public/instruments` (SPOT, SWAP, FUTURES; options are skipped).
 
@@ -169,6 +170,7 @@ def data_offset(frame: bytes) -> int:
     return frame.index(b"{", pos)
 
 
+@as_data_error
 def parse_snapshot(body: bytes, instrument: Instrument, ts_init: int) -> BookSnapshot:
     """Parse a REST `/api/v5/market/books` body; its `seqId` is required to bridge."""
     if not body.startswith(b'{"code":"0"'):
@@ -192,6 +194,7 @@ def _snapshot(instrument: Instrument, levels: np.ndarray, seq: int, ts_event: in
     )
 
 
+@as_data_error
 def parse_trades(data: list, instrument: Instrument, ts_init: int) -> list[Trade]:
     """Parse `trades` data (`side` is the taker's)."""
     return [Trade(instrument=instrument.id, price=float(t["px"]), size=float(t["sz"]),
@@ -200,6 +203,7 @@ def parse_trades(data: list, instrument: Instrument, ts_init: int) -> list[Trade
             for t in data]
 
 
+@as_data_error
 def parse_ticker(entry: dict, instrument: Instrument, ts_init: int) -> Quote:
     """Parse one `tickers` data entry."""
     return Quote(instrument=instrument.id, bid_price=float(entry["bidPx"]),
@@ -208,6 +212,7 @@ def parse_ticker(entry: dict, instrument: Instrument, ts_init: int) -> Quote:
                  ts_init=ts_init)
 
 
+@as_data_error
 def parse_funding(entry: dict, instrument: Instrument, ts_init: int) -> FundingRate:
     """Parse one `funding-rate` data entry (`fundingTime`: when the current rate is charged)."""
     ts = entry.get("ts")
@@ -217,6 +222,7 @@ def parse_funding(entry: dict, instrument: Instrument, ts_init: int) -> FundingR
                        ts_event=int(ts) * _MS if ts else ts_init, ts_init=ts_init)
 
 
+@as_data_error
 def parse_mark(entry: dict, instrument: Instrument, ts_init: int) -> MarkPrice:
     """Parse one `mark-price` data entry."""
     return MarkPrice(instrument=instrument.id, mark_price=float(entry["markPx"]),
