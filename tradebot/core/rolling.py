@@ -4,6 +4,8 @@ State blocks are slices of one float64 array: a kernel receives the array `s` an
 of its block, so the same step function serves a standalone state and the packed state of the
 fused kernels. Counters and ring positions are stored as float64 (exact below 2**53).
 
+Rolling means and sums of squared deviations slide with Welford's update and are recomputed
+in two passes once per lap of the window (and when a leaving value cancels most of them).
 Rolling sums come in two kinds, chosen for their rounding behaviour:
 - non-negative values (volume, squared returns): the sum is carried forward and re-summed from
   the window whenever the value leaving it exceeds `RESUM_RATIO` times what remains, so a spike
@@ -276,7 +278,9 @@ def window_moments(
         mean, m2 = welford_add(mean, m2, int(count), x)
     else:
         new_mean, new_m2 = welford_slide(mean, m2, s[at + 3], x, old)
-        if m2_lost_precision(m2, new_m2):
+        # Recompute once per lap of the ring (sliding updates drift by ~1e-12 relative per
+        # lap on low-variance prices), and whenever a leaving value cancelled most of m2.
+        if s[at + 2] == 0.0 or m2_lost_precision(m2, new_m2):
             new_mean, new_m2 = two_pass_ring(s, ring, n, idx(s[at + 2]))
         mean = new_mean
         m2 = new_m2
@@ -301,7 +305,7 @@ def moments_slide(
 ) -> tuple[float, float]:
     """Slide the moments of the window ending at `x[i-1]` to the one ending at `x[i]`."""
     new_mean, new_m2 = welford_slide(mean, m2, inv_n, x[i], x[i - n])
-    if m2_lost_precision(m2, new_m2):
+    if (i + 1) % n == 0 or m2_lost_precision(m2, new_m2):
         return two_pass_array(x, i - n + 1, i + 1)
     return new_mean, new_m2
 
