@@ -86,7 +86,8 @@ class FakeBinance:
                 await ws.close()
                 return
             if self.script.silent_after is not None and count >= self.script.silent_after:
-                await asyncio.sleep(3600)
+                await ws.wait_closed()  # silent, but the socket stays open until the client goes
+                return
             frame = self.frames[self.sent]
             self._apply(frame)
             self.sent += 1
@@ -126,6 +127,6 @@ class FakeBinance:
         if self._ws_server is not None:
             self._ws_server.close()
             with contextlib.suppress(Exception):
-                await self._ws_server.wait_closed()
+                await asyncio.wait_for(self._ws_server.wait_closed(), 5)
         if self._runner is not None:
             await self._runner.cleanup()
