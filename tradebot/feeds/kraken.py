@@ -236,6 +236,11 @@ class KrakenFeed(Feed):
             book.buffering = False
             book.max_depth = DEPTH_V2
 
+    def wire_shifts(self, instrument: InstrumentId) -> tuple[int, int]:
+        """Return the (price, size) decimal shifts from book units to the wire's strings."""
+        checker = self._checkers[instrument]
+        return checker.px_shift, checker.sz_shift
+
     # --- connection ------------------------------------------------------------------
 
     def url(self, config: FeedConfig) -> str:
