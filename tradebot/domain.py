@@ -54,6 +54,22 @@ class OrderStatus(StrEnum):
 _TERMINAL = frozenset({OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED})
 
 
+class TimeInForce(StrEnum):
+    """How long a limit order may rest: until cancelled, fill-what-you-can, all-or-nothing."""
+
+    GTC = "gtc"
+    IOC = "ioc"
+    FOK = "fok"
+
+
+class TriggerType(StrEnum):
+    """A conditional order: a stop fires when the last price moves against the position's
+    side (buy at or above, sell at or below), a take-profit when it moves the other way."""
+
+    STOP = "stop"
+    TAKE_PROFIT = "take_profit"
+
+
 class Liquidity(StrEnum):
     """Whether a fill added or removed liquidity."""
 

@@ -8,30 +8,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
 
-from tradebot.domain import InstrumentId, Liquidity, OrderStatus, OrderType, Side, TradingState
+from tradebot.domain import (  # TimeInForce, TriggerType: re-exported for existing importers
+    InstrumentId,
+    Liquidity,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+    TradingState,
+    TriggerType,
+)
 
 IntArray = npt.NDArray[np.int64]
-
-
-class TimeInForce(StrEnum):
-    """How long a limit order may rest: until cancelled, fill-what-you-can, all-or-nothing."""
-
-    GTC = "gtc"
-    IOC = "ioc"
-    FOK = "fok"
-
-
-class TriggerType(StrEnum):
-    """A conditional order: a stop fires when the last price moves against the position's
-    side (buy at or above, sell at or below), a take-profit when it moves the other way."""
-
-    STOP = "stop"
-    TAKE_PROFIT = "take_profit"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,13 +15,17 @@ from tradebot.clock import Clock
 from tradebot.domain import Instrument, InstrumentId, OrderType, PortfolioView, Side
 from tradebot.errors import InvariantError
 from tradebot.events import (
+    AmendOrder,
     BookInvalidated,
     BookUpdated,
+    CancelOrder,
     Fill,
     OrderDenied,
     OrderIntent,
     OrderUpdated,
+    TimeInForce,
     Trade,
+    TriggerType,
 )
 from tradebot.log import Throttle
 
@@ -91,17 +95,33 @@ class StrategyContext:
 
     def submit(self, instrument: InstrumentId, side: Side, quantity: Decimal, *,
                order_type: OrderType = OrderType.MARKET, limit_price: Decimal | None = None,
-               reduce_only: bool = False) -> str:
+               reduce_only: bool = False, time_in_force: TimeInForce = TimeInForce.GTC,
+               post_only: bool = False, trigger: TriggerType | None = None,
+               trigger_price: Decimal | None = None, intent_id: str | None = None) -> str:
         """Emit an order intent; return its id. Risk decides what happens to it."""
         now = self.clock.now_ns()
-        intent_id = f"{self.name}-{now:x}-{next(self._ids)}"
+        intent_id = intent_id or f"{self.name}-{now:x}-{next(self._ids)}"
         self._intent_metric.inc()
         self._bus.publish(OrderIntent(
             intent_id=intent_id, strategy=self.name, instrument=instrument, side=side,
             quantity=quantity, order_type=order_type, limit_price=limit_price,
-            reduce_only=reduce_only, ts_event=now, ts_init=now,
+            reduce_only=reduce_only, ts_event=now, ts_init=now, time_in_force=time_in_force,
+            post_only=post_only, trigger=trigger, trigger_price=trigger_price,
         ))
         return intent_id
+
+    def cancel(self, order_id: str) -> None:
+        """Ask the venue to cancel the rest of one of this strategy's open orders."""
+        now = self.clock.now_ns()
+        self._bus.publish(CancelOrder(order_id=order_id, strategy=self.name, ts_event=now,
+                                      ts_init=now))
+
+    def amend(self, order_id: str, *, quantity: Decimal | None = None,
+              limit_price: Decimal | None = None) -> None:
+        """Ask the venue to change an open order's quantity and/or limit price."""
+        now = self.clock.now_ns()
+        self._bus.publish(AmendOrder(order_id=order_id, strategy=self.name, quantity=quantity,
+                                     limit_price=limit_price, ts_event=now, ts_init=now))
 
 
 class StrategyRunner:

@@ -19,9 +19,7 @@ from tradebot.domain import InstrumentId, MarketKind, OrderStatus, OrderType, Si
 from tradebot.errors import ConfigError
 from tradebot.events import (
     BookUpdated,
-    CancelOrder,
     OrderDenied,
-    OrderIntent,
     OrderUpdated,
 )
 from tradebot.strategies.base import Strategy
@@ -112,11 +110,9 @@ class Quoting(Strategy):
                 # order's SUBMITTED update arrives while `_send` is still running.
                 self._slots[key] = _Slot(price=price)
                 self.quotes += 1
-                self._send(OrderIntent(
-                    intent_id=f"{self.name}-{now:x}-q{next(self._ids)}", strategy=self.name,
-                    instrument=iid, side=side, quantity=qty, order_type=OrderType.LIMIT,
-                    limit_price=price, reduce_only=False, post_only=True, ts_event=now,
-                    ts_init=now))
+                self.ctx.submit(iid, side, qty, order_type=OrderType.LIMIT, limit_price=price,
+                                post_only=True,
+                                intent_id=f"{self.name}-{now:x}-q{next(self._ids)}")
             return
         away = abs(slot.price - price) > inst.tick_size * self.p.requote_ticks
         if slot.order_id is not None and away and not slot.canceling and \
@@ -124,13 +120,7 @@ class Quoting(Strategy):
             slot.canceling = True
             self.cancels += 1
             self._next_requote[key] = now + int(self.p.min_requote_s * 1e9)
-            self._send(CancelOrder(order_id=slot.order_id, strategy=self.name, ts_event=now,
-                                   ts_init=now))
-
-    def _send(self, command: OrderIntent | CancelOrder) -> None:
-        # StrategyContext.submit takes no post-only flag and has no cancel yet: publish the
-        # intent and the cancel command on the bus ourselves (risk and execution still decide).
-        self.ctx._bus.publish(command)
+            self.ctx.cancel(slot.order_id)
 
     def _size(self, iid: InstrumentId, side: Side, price: Decimal) -> Decimal:
         inst = self.ctx.instruments[iid]
