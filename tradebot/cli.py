@@ -1,4 +1,4 @@
-"""`tradebot run | replay | check-config | version`; errors become exit codes.
+"""`tradebot run | replay | record | serve-recording | check-config | version`; exit codes.
 
 Exit codes: 0 ok; 1 a broken invariant or unexpected error (systemd restarts); 2 usage;
 65 bad input data (EX_DATAERR); 66 missing input file (EX_NOINPUT); 78 bad config (EX_CONFIG,
@@ -8,7 +8,9 @@ which the unit does not restart on).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -44,6 +46,24 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--no-progress", action="store_true", help="no progress bar")
     rp.add_argument("--strategy", metavar="KIND",
                     help="run only this strategy kind with default params (e.g. quoting)")
+    rec = sub.add_parser("record", help="record a venue's raw frames and REST snapshots")
+    rec.add_argument("--venue", required=True, help="venue to record")
+    rec.add_argument("--symbols", nargs="+", required=True, help="normalized symbols")
+    rec.add_argument("--out", type=Path, required=True, help="directory for the gzip files")
+    rec.add_argument("--duration", type=float, default=0.0,
+                     help="seconds to record (default 0: until SIGINT/SIGTERM)")
+    rec.add_argument("--ws-url", default="", help="websocket URL (default: the venue's)")
+    rec.add_argument("--rest-url", default="", help="REST base URL (default: the venue's)")
+    srv = sub.add_parser("serve-recording",
+                         help="serve a recording on 127.0.0.1 in the venue's own protocol")
+    srv.add_argument("file", type=Path, help="the recording")
+    srv.add_argument("--venue", help="venue of the recording (default: detected)")
+    srv.add_argument("--ws-port", type=int, default=8765)
+    srv.add_argument("--http-port", type=int, default=8766)
+    srv.add_argument("--speed", type=float, default=1.0,
+                     help="multiple of recorded time (default 1)")
+    srv.add_argument("--fps", type=float, default=0.0,
+                     help="frames per second instead of recorded time")
     cc = sub.add_parser("check-config", help="validate a config file and exit")
     cc.add_argument("path", nargs="?", type=Path, help="config file (default: as for run)")
     sub.add_parser("version", help="print the version")
@@ -77,6 +97,10 @@ def _guarded(config: Config, args: argparse.Namespace) -> int:
     try:
         if args.command == "run":
             return _run(config)
+        if args.command == "record":
+            return _record(config, args)
+        if args.command == "serve-recording":
+            return _serve_recording(args)
         return _replay(config, args)
     except ConfigError as exc:
         log.error("config_invalid", error=str(exc))
@@ -107,6 +131,49 @@ def _run(config: Config) -> int:
     async def main() -> int:
         instruments = await fetch_venue_instruments(config)
         return await live_app(config, notifier, instruments).run_live()
+
+    return uvloop.run(main())
+
+
+async def _until_signal(duration_s: float = 0.0) -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if duration_s > 0:
+        loop.call_later(duration_s, stop.set)
+    return stop
+
+
+def _record(config: Config, args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from tradebot.clock import LiveClock
+    from tradebot.config import FeedConfig
+    from tradebot.feeds.recorder import record
+
+    base = next((f for f in config.feeds if f.venue == args.venue), FeedConfig(venue=args.venue))
+    feed = dataclasses.replace(base, symbols=list(args.symbols),
+                               ws_url=args.ws_url or base.ws_url,
+                               rest_url=args.rest_url or base.rest_url)
+
+    async def main() -> int:
+        stop = await _until_signal(args.duration)
+        writer = await record(feed, args.out, LiveClock(), stop, config.instrument_map())
+        print(f"recorded {writer.lines} lines: {' '.join(str(f) for f in writer.files)}")
+        return EX_OK
+
+    return uvloop.run(main())
+
+
+def _serve_recording(args: argparse.Namespace) -> int:
+    from tradebot.feeds.replay_server import serve_recording
+
+    async def main() -> int:
+        stop = await _until_signal()
+        await serve_recording(args.file, args.venue, "127.0.0.1", args.ws_port,
+                              args.http_port, args.speed, args.fps, stop)
+        return EX_OK
 
     return uvloop.run(main())
 
