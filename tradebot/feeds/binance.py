@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-import orjson
 
 from tradebot.bus import Bus
 from tradebot.clock import Clock
@@ -24,6 +23,7 @@ from tradebot.errors import DataError
 from tradebot.events import BookSnapshot, FundingRate, MarkPrice, Quote, Trade
 from tradebot.feeds.base import Feed
 from tradebot.feeds.book import Verdict
+from tradebot.feeds.parsing import decode
 
 # --- declarations ------------------------------------------------------------------------
 
@@ -229,14 +229,6 @@ def snapshot_url(venue: str, rest_url: str, instrument: Instrument, limit: int) 
     limit = min((v for v in allowed if v >= limit), default=allowed[-1])
     base = rest_url or spec.rest_url
     return f"{base}{spec.depth_path}?symbol={instrument.venue_symbol}&limit={limit}"
-
-
-def decode(frame: bytes) -> dict:
-    """Decode a JSON frame (orjson)."""
-    result = orjson.loads(frame)
-    if not isinstance(result, dict):
-        raise DataError("frame is not a JSON object")
-    return result
 
 
 # --- the feed ----------------------------------------------------------------------------

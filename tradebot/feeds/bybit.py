@@ -11,7 +11,6 @@ Keep-alive: `{"op":"ping"}` every 20 s; the server drops a silent connection aft
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -29,6 +28,7 @@ from tradebot.errors import DataError
 from tradebot.events import BookSnapshot, FundingRate, MarkPrice, Quote, Trade
 from tradebot.feeds.base import Feed
 from tradebot.feeds.book import Verdict
+from tradebot.feeds.parsing import decode, finite
 
 # --- declarations ------------------------------------------------------------------------
 
@@ -159,23 +159,6 @@ def _parse_v2_symbols(rows: list[dict], venue: str) -> list[Instrument]:
 
 
 # --- pure parsing ------------------------------------------------------------------------
-def _finite(value: object, low: float | None = 0.0) -> float:
-    # Venue numbers become floats only here: NaN, infinities and (below `low`) negatives are
-    # malformed input, rejected before any strategy or the paper venue could see them.
-    number = float(value)  # type: ignore[arg-type]
-    if not math.isfinite(number) or (low is not None and number < low):
-        raise DataError(f"number {value!r} out of range")
-    return number
-
-
-
-
-def decode(frame: bytes) -> dict:
-    """Decode a JSON frame (orjson); DataError when it is not an object."""
-    result = orjson.loads(frame)
-    if not isinstance(result, dict):
-        raise DataError("frame is not a JSON object")
-    return result
 
 
 @dataclass(slots=True)
@@ -272,7 +255,7 @@ def parse_snapshot(body: bytes, instrument: Instrument, ts_init: int) -> BookSna
 def parse_trades(doc: dict, instrument: Instrument, ts_init: int) -> list[Trade]:
     """Parse a `publicTrade` message (`S` is the taker's side)."""
     return [
-        Trade(instrument=instrument.id, price=_finite(t["p"]), size=_finite(t["v"]),
+        Trade(instrument=instrument.id, price=finite(t["p"]), size=finite(t["v"]),
               aggressor=Side.BUY if t["S"] == "Buy" else Side.SELL, trade_id=str(t["i"]),
               ts_event=int(t["T"]) * _MS, ts_init=ts_init)
         for t in doc["data"]
@@ -306,7 +289,7 @@ def merge_ticker(state: TickerState, data: dict) -> set[str]:
     for wire, name in _TICKER_FIELDS:
         value = data.get(wire)
         if value not in (None, ""):
-            setattr(state, name, _finite(value, None if name == "funding_rate" else 0.0))
+            setattr(state, name, finite(value, None if name == "funding_rate" else 0.0))
             changed.add(name)
     nft = data.get("nextFundingTime")
     if nft not in (None, "", "0"):

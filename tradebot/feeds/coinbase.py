@@ -18,7 +18,6 @@ applied message (`CoinbaseRule`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +36,7 @@ from tradebot.errors import DataError
 from tradebot.events import BookSnapshot, Quote, Trade
 from tradebot.feeds.base import Feed
 from tradebot.feeds.book import Verdict
+from tradebot.feeds.parsing import decode, finite
 
 # --- declarations ------------------------------------------------------------------------
 
@@ -121,23 +121,6 @@ def _parse_instruments(body: bytes, venue: str) -> list[Instrument]:
 
 
 # --- pure parsing ------------------------------------------------------------------------
-def _finite(value: object, low: float | None = 0.0) -> float:
-    # Venue numbers become floats only here: NaN, infinities and (below `low`) negatives are
-    # malformed input, rejected before any strategy or the paper venue could see them.
-    number = float(value)  # type: ignore[arg-type]
-    if not math.isfinite(number) or (low is not None and number < low):
-        raise DataError(f"number {value!r} out of range")
-    return number
-
-
-
-
-def decode(frame: bytes) -> dict:
-    """Decode a JSON frame (orjson); DataError when it is not an object."""
-    result = orjson.loads(frame)
-    if not isinstance(result, dict):
-        raise DataError("frame is not a JSON object")
-    return result
 
 
 def iso_ns(text: str) -> int:
@@ -211,15 +194,15 @@ def scan_exchange_snapshot(frame: bytes, instrument: Instrument) -> np.ndarray:
 
 def parse_market_trade(trade: dict, instrument: Instrument, ts_init: int) -> Trade:
     """Parse an Advanced Trade `market_trades` trade (`side` read as the taker's side)."""
-    return Trade(instrument=instrument.id, price=_finite(trade["price"]),
-                 size=_finite(trade["size"]), aggressor=_side(trade["side"]),
+    return Trade(instrument=instrument.id, price=finite(trade["price"]),
+                 size=finite(trade["size"]), aggressor=_side(trade["side"]),
                  trade_id=str(trade["trade_id"]), ts_event=iso_ns(trade["time"]),
                  ts_init=ts_init)
 
 
 def parse_match(doc: dict, instrument: Instrument, ts_init: int) -> Trade:
     """Parse an Exchange `match`/`last_match` (`side` is the maker's: the taker is opposite)."""
-    return Trade(instrument=instrument.id, price=_finite(doc["price"]), size=_finite(doc["size"]),
+    return Trade(instrument=instrument.id, price=finite(doc["price"]), size=finite(doc["size"]),
                  aggressor=_side(doc["side"]).opposite, trade_id=str(doc["trade_id"]),
                  ts_event=iso_ns(doc["time"]), ts_init=ts_init)
 
@@ -232,9 +215,9 @@ def parse_ticker(ticker: dict, instrument: Instrument, ts_event: int, ts_init: i
     ask_size = ticker.get("best_ask_quantity", ticker.get("best_ask_size"))
     if bid_size is None or ask_size is None:
         raise DataError("ticker has no best bid/ask sizes")
-    return Quote(instrument=instrument.id, bid_price=_finite(ticker["best_bid"]),
-                 bid_size=_finite(bid_size), ask_price=_finite(ticker["best_ask"]),
-                 ask_size=_finite(ask_size), ts_event=ts_event, ts_init=ts_init)
+    return Quote(instrument=instrument.id, bid_price=finite(ticker["best_bid"]),
+                 bid_size=finite(bid_size), ask_price=finite(ticker["best_ask"]),
+                 ask_size=finite(ask_size), ts_event=ts_event, ts_init=ts_init)
 
 
 def _side(text: str) -> Side:

@@ -15,7 +15,6 @@ a snapshot taken mid-message bridges exactly.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -34,6 +33,7 @@ from tradebot.errors import DataError
 from tradebot.events import BookSnapshot, Quote, Trade
 from tradebot.feeds.base import Feed
 from tradebot.feeds.book import Verdict
+from tradebot.feeds.parsing import decode, finite
 
 # --- declarations ------------------------------------------------------------------------
 
@@ -150,23 +150,6 @@ def connect_url(bullet: Bullet, connect_id: str) -> str:
 
 
 # --- pure parsing ------------------------------------------------------------------------
-def _finite(value: object, low: float | None = 0.0) -> float:
-    # Venue numbers become floats only here: NaN, infinities and (below `low`) negatives are
-    # malformed input, rejected before any strategy or the paper venue could see them.
-    number = float(value)  # type: ignore[arg-type]
-    if not math.isfinite(number) or (low is not None and number < low):
-        raise DataError(f"number {value!r} out of range")
-    return number
-
-
-
-
-def decode(frame: bytes) -> dict:
-    """Decode a JSON frame (orjson); DataError when it is not an object."""
-    result = orjson.loads(frame)
-    if not isinstance(result, dict):
-        raise DataError("frame is not a JSON object")
-    return result
 
 
 def _data(doc: dict) -> object:
@@ -272,17 +255,17 @@ def parse_snapshot(body: bytes, instrument: Instrument, ts_init: int) -> BookSna
 
 def parse_match(data: dict, instrument: Instrument, ts_init: int) -> Trade:
     """Parse a `trade.l3match` payload (`side` is the taker's; `time` is in ns)."""
-    return Trade(instrument=instrument.id, price=_finite(data["price"]),
-                 size=_finite(data["size"]),
+    return Trade(instrument=instrument.id, price=finite(data["price"]),
+                 size=finite(data["size"]),
                  aggressor=Side.BUY if data["side"] == "buy" else Side.SELL,
                  trade_id=str(data["tradeId"]), ts_event=int(data["time"]), ts_init=ts_init)
 
 
 def parse_ticker(data: dict, instrument: Instrument, ts_init: int) -> Quote:
     """Parse a `trade.ticker` payload into the best bid and offer."""
-    return Quote(instrument=instrument.id, bid_price=_finite(data["bestBid"]),
-                 bid_size=_finite(data["bestBidSize"]), ask_price=_finite(data["bestAsk"]),
-                 ask_size=_finite(data["bestAskSize"]), ts_event=int(data["time"]) * _MS,
+    return Quote(instrument=instrument.id, bid_price=finite(data["bestBid"]),
+                 bid_size=finite(data["bestBidSize"]), ask_price=finite(data["bestAsk"]),
+                 ask_size=finite(data["bestAskSize"]), ts_event=int(data["time"]) * _MS,
                  ts_init=ts_init)
 
 
