@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tradebot.domain import Instrument, InstrumentId, MarketKind
 from tradebot.errors import ConfigError
@@ -24,17 +24,22 @@ from tradebot.errors import ConfigError
 ENV_PREFIX = "TRADEBOT_"
 
 
-def _opt(default: Any, **rules: Any) -> Any:
+T = TypeVar("T")
+
+
+def opt(default: Any, **rules: Any) -> Any:
     """Declare a field with a default and validation rules (min, max, choices)."""
     if isinstance(default, list | dict):
         return field(default_factory=lambda: type(default)(default), metadata=rules)
     return field(default=default, metadata=rules)
 
 
+
+
 @dataclass(frozen=True, slots=True)
 class LogConfig:
-    level: str = _opt("info", choices=("debug", "info", "warning", "error"))
-    format: str = _opt("auto", choices=("auto", "json", "console"))
+    level: str = opt("info", choices=("debug", "info", "warning", "error"))
+    format: str = opt("auto", choices=("auto", "json", "console"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,33 +47,33 @@ class StateConfig:
     # $STATE_DIRECTORY (set by systemd) takes precedence over `dir`.
     dir: str = "state"
     database_url: str = ""  # empty: SQLite file tradebot.sqlite3 in the state directory
-    writer_queue_size: int = _opt(10_000, min=16, max=10_000_000)
-    writer_batch_size: int = _opt(500, min=1, max=100_000)
-    equity_interval_s: float = _opt(10.0, min=0.1, max=86_400.0)
+    writer_queue_size: int = opt(10_000, min=16, max=10_000_000)
+    writer_batch_size: int = opt(500, min=1, max=100_000)
+    equity_interval_s: float = opt(10.0, min=0.1, max=86_400.0)
 
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     enabled: bool = True
     host: str = "127.0.0.1"
-    port: int = _opt(8480, min=0, max=65_535)
+    port: int = opt(8480, min=0, max=65_535)
 
 
 @dataclass(frozen=True, slots=True)
 class FeedConfig:
-    venue: str = _opt("binance", choices=("binance", "binance_usdm", "binance_coinm", "bybit",
+    venue: str = opt("binance", choices=("binance", "binance_usdm", "binance_coinm", "bybit",
                                           "bybit_linear", "bybit_inverse", "kucoin",
                                           "coinbase", "coinbase_exchange", "kraken",
                                           "okx"))
-    symbols: list[str] = _opt(["BTC-USDT", "ETH-USDT"])
+    symbols: list[str] = opt(["BTC-USDT", "ETH-USDT"])
     ws_url: str = ""  # empty: the venue's public endpoint
     rest_url: str = ""  # empty: the venue's public REST endpoint
-    stale_after_s: float = _opt(10.0, min=0.5, max=3600.0)
-    backoff_initial_s: float = _opt(0.5, min=0.01, max=60.0)
-    backoff_max_s: float = _opt(30.0, min=0.1, max=3600.0)
-    resync_min_interval_s: float = _opt(1.0, min=0.0, max=600.0)
-    snapshot_limit: int = _opt(1000, min=5, max=5000)
-    max_connection_age_s: float = _opt(23 * 3600.0, min=10.0, max=24 * 3600.0)
+    stale_after_s: float = opt(10.0, min=0.5, max=3600.0)
+    backoff_initial_s: float = opt(0.5, min=0.01, max=60.0)
+    backoff_max_s: float = opt(30.0, min=0.1, max=3600.0)
+    resync_min_interval_s: float = opt(1.0, min=0.0, max=600.0)
+    snapshot_limit: int = opt(1000, min=5, max=5000)
+    max_connection_age_s: float = opt(23 * 3600.0, min=10.0, max=24 * 3600.0)
     # Load tick/lot sizes from the venue's REST instrument list at start; [[instruments]]
     # entries override what it says, and stand in when it cannot be reached.
     instruments_from_venue: bool = False
@@ -79,16 +84,16 @@ class InstrumentConfig:
     venue: str
     symbol: str
     venue_symbol: str
-    kind: str = _opt("spot", choices=tuple(k.value for k in MarketKind))
+    kind: str = opt("spot", choices=tuple(k.value for k in MarketKind))
     base: str = ""
     quote: str = ""
-    tick_size: Decimal = _opt(Decimal("0.01"), min=Decimal(0), exclusive_min=True)
-    lot_size: Decimal = _opt(Decimal("0.00001"), min=Decimal(0), exclusive_min=True)
-    min_notional: Decimal = _opt(Decimal(0), min=Decimal(0))
-    contract_size: Decimal = _opt(Decimal(1), min=Decimal(0), exclusive_min=True)
+    tick_size: Decimal = opt(Decimal("0.01"), min=Decimal(0), exclusive_min=True)
+    lot_size: Decimal = opt(Decimal("0.00001"), min=Decimal(0), exclusive_min=True)
+    min_notional: Decimal = opt(Decimal(0), min=Decimal(0))
+    contract_size: Decimal = opt(Decimal(1), min=Decimal(0), exclusive_min=True)
     # Decimals of book prices/sizes on the wire when finer than tick/lot (-1: tick/lot's).
-    price_precision: int = _opt(-1, min=-1, max=12)
-    size_precision: int = _opt(-1, min=-1, max=12)
+    price_precision: int = opt(-1, min=-1, max=12)
+    size_precision: int = opt(-1, min=-1, max=12)
 
     def build(self) -> Instrument:
         """Return the domain Instrument these settings describe."""
@@ -110,34 +115,34 @@ class InstrumentConfig:
 @dataclass(frozen=True, slots=True)
 class FeeTierConfig:
     # The tier applies once the account's traded notional on the venue reaches min_volume.
-    min_volume: Decimal = _opt(Decimal(0), min=Decimal(0))
-    maker: Decimal = _opt(Decimal("0.001"), min=Decimal("-0.01"), max=Decimal("0.1"))
-    taker: Decimal = _opt(Decimal("0.001"), min=Decimal(0), max=Decimal("0.1"))
+    min_volume: Decimal = opt(Decimal(0), min=Decimal(0))
+    maker: Decimal = opt(Decimal("0.001"), min=Decimal("-0.01"), max=Decimal("0.1"))
+    taker: Decimal = opt(Decimal("0.001"), min=Decimal(0), max=Decimal("0.1"))
 
 
 @dataclass(frozen=True, slots=True)
 class FeeConfig:
-    maker: Decimal = _opt(Decimal("0.001"), min=Decimal("-0.01"), max=Decimal("0.1"))
-    taker: Decimal = _opt(Decimal("0.001"), min=Decimal(0), max=Decimal("0.1"))
-    tiers: list[FeeTierConfig] = _opt([])  # above the base rates, by traded notional
+    maker: Decimal = opt(Decimal("0.001"), min=Decimal("-0.01"), max=Decimal("0.1"))
+    taker: Decimal = opt(Decimal("0.001"), min=Decimal(0), max=Decimal("0.1"))
+    tiers: list[FeeTierConfig] = opt([])  # above the base rates, by traded notional
 
 
 @dataclass(frozen=True, slots=True)
 class LatencyConfig:
     # constant: always the value; uniform: value +- jitter_ms; lognormal: value is the median
     # and sigma the shape. Draws come from a generator seeded by paper.seed and the venue.
-    distribution: str = _opt("uniform", choices=("constant", "uniform", "lognormal"))
-    entry_ms: float = _opt(75.0, min=0.0, max=60_000.0)
-    response_ms: float = _opt(75.0, min=0.0, max=60_000.0)
-    jitter_ms: float = _opt(25.0, min=0.0, max=60_000.0)
-    sigma: float = _opt(0.3, min=0.0, max=5.0)
+    distribution: str = opt("uniform", choices=("constant", "uniform", "lognormal"))
+    entry_ms: float = opt(75.0, min=0.0, max=60_000.0)
+    response_ms: float = opt(75.0, min=0.0, max=60_000.0)
+    jitter_ms: float = opt(25.0, min=0.0, max=60_000.0)
+    sigma: float = opt(0.3, min=0.0, max=5.0)
 
 
 @dataclass(frozen=True, slots=True)
 class PaperConfig:
     account_currency: str = "USDT"
-    starting_cash: Decimal = _opt(Decimal(10_000), min=Decimal(0))
-    fees: dict[str, FeeConfig] = _opt(
+    starting_cash: Decimal = opt(Decimal(10_000), min=Decimal(0))
+    fees: dict[str, FeeConfig] = opt(
         {
             "binance": FeeConfig(maker=Decimal("0.001"), taker=Decimal("0.001")),
             "binance_usdm": FeeConfig(maker=Decimal("0.0002"), taker=Decimal("0.0005")),
@@ -146,53 +151,53 @@ class PaperConfig:
     )
     # Per venue; a venue not listed has no latency. Starting points: Binance 50-100 ms,
     # Coinbase 100-200 ms (uniform 150 +- 50).
-    latency: dict[str, LatencyConfig] = _opt(
+    latency: dict[str, LatencyConfig] = opt(
         {
             "binance": LatencyConfig(),
             "binance_usdm": LatencyConfig(),
             "binance_coinm": LatencyConfig(),
         }
     )
-    seed: int = _opt(0, min=0)
-    queue_model: str = _opt("conservative", choices=("conservative", "power"))
-    queue_exponent: float = _opt(3.0, min=0.1, max=20.0)
+    seed: int = opt(0, min=0)
+    queue_model: str = opt("conservative", choices=("conservative", "power"))
+    queue_exponent: float = opt(3.0, min=0.1, max=20.0)
     # Perpetuals: initial margin = notional / leverage; liquidation below maintenance margin.
-    leverage: Decimal = _opt(Decimal(10), min=Decimal(1), max=Decimal(125))
-    maintenance_margin: Decimal = _opt(Decimal("0.005"), min=Decimal(0), max=Decimal("0.5"))
+    leverage: Decimal = opt(Decimal(10), min=Decimal(1), max=Decimal(125))
+    maintenance_margin: Decimal = opt(Decimal("0.005"), min=Decimal(0), max=Decimal("0.5"))
     # Funding when no funding feed says otherwise: the rate charged every interval.
-    funding_rate: Decimal = _opt(Decimal("0.0001"), min=Decimal("-0.05"), max=Decimal("0.05"))
-    funding_interval_h: int = _opt(8, min=1, max=24)
+    funding_rate: Decimal = opt(Decimal("0.0001"), min=Decimal("-0.05"), max=Decimal("0.05"))
+    funding_interval_h: int = opt(8, min=1, max=24)
     # A maker fill is flagged `deep_queue` when the queue ahead at entry was more than this
     # many times the order's size, `adverse_move` when the mid moves against it by more than
     # toxic_move_bps within toxic_window_s.
-    toxic_queue_position: float = _opt(10.0, min=0.0)
-    toxic_window_s: float = _opt(5.0, min=0.0, max=3600.0)
-    toxic_move_bps: float = _opt(5.0, min=0.0, max=10_000.0)
+    toxic_queue_position: float = opt(10.0, min=0.0)
+    toxic_window_s: float = opt(5.0, min=0.0, max=3600.0)
+    toxic_move_bps: float = opt(5.0, min=0.0, max=10_000.0)
     # False: resting orders survive a restart (persisted, queue recomputed from the book).
     cancel_on_shutdown: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class RiskConfig:
-    max_position_notional: Decimal = _opt(Decimal(1000), min=Decimal(0))
-    max_order_notional: Decimal = _opt(Decimal(500), min=Decimal(0))
-    max_book_age_s: float = _opt(5.0, min=0.0, max=3600.0)
+    max_position_notional: Decimal = opt(Decimal(1000), min=Decimal(0))
+    max_order_notional: Decimal = opt(Decimal(500), min=Decimal(0))
+    max_book_age_s: float = opt(5.0, min=0.0, max=3600.0)
 
 
 @dataclass(frozen=True, slots=True)
 class StrategyConfig:
     name: str
     kind: str
-    instruments: list[str] = _opt([])  # empty: every instrument with a book
-    params: dict[str, Any] = _opt({})
+    instruments: list[str] = opt([])  # empty: every instrument with a book
+    params: dict[str, Any] = opt({})
 
 
 @dataclass(frozen=True, slots=True)
 class WatchdogConfig:
-    max_loop_lag_s: float = _opt(1.0, min=0.01, max=60.0)
-    max_writer_queue_ratio: float = _opt(0.9, min=0.0, max=1.0)
+    max_loop_lag_s: float = opt(1.0, min=0.01, max=60.0)
+    max_writer_queue_ratio: float = opt(0.9, min=0.0, max=1.0)
     # READY=1 waits this long for the first book snapshots, then reports ready-but-degraded.
-    startup_book_timeout_s: float = _opt(30.0, min=0.0, max=600.0)
+    startup_book_timeout_s: float = opt(30.0, min=0.0, max=600.0)
 
 
 def _spot(symbol: str, venue_symbol: str, tick: str, lot: str, min_notional: str) -> Any:
@@ -227,17 +232,17 @@ DEFAULT_INSTRUMENTS = [
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    log: LogConfig = _opt(LogConfig())
-    state: StateConfig = _opt(StateConfig())
-    server: ServerConfig = _opt(ServerConfig())
-    feeds: list[FeedConfig] = _opt([FeedConfig()])
-    instruments: list[InstrumentConfig] = _opt(DEFAULT_INSTRUMENTS)
-    paper: PaperConfig = _opt(PaperConfig())
-    risk: RiskConfig = _opt(RiskConfig())
-    strategies: list[StrategyConfig] = _opt(
+    log: LogConfig = opt(LogConfig())
+    state: StateConfig = opt(StateConfig())
+    server: ServerConfig = opt(ServerConfig())
+    feeds: list[FeedConfig] = opt([FeedConfig()])
+    instruments: list[InstrumentConfig] = opt(DEFAULT_INSTRUMENTS)
+    paper: PaperConfig = opt(PaperConfig())
+    risk: RiskConfig = opt(RiskConfig())
+    strategies: list[StrategyConfig] = opt(
         [StrategyConfig(name="ema_cross", kind="ema_cross", params={})]
     )
-    watchdog: WatchdogConfig = _opt(WatchdogConfig())
+    watchdog: WatchdogConfig = opt(WatchdogConfig())
     source: str = "<defaults>"
 
     def instrument_map(self) -> dict[InstrumentId, Instrument]:
@@ -390,6 +395,13 @@ def _apply_env(tree: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
         _set_path(tree, parts, _parse_env_value(environ[var]), var)
         applied.append(var)
     return applied
+
+
+def build_section(cls: type[T], data: Mapping[str, Any], key: str, source: str = "") -> T:
+    """Build dataclass `cls` from plain data under the config rules (unknown keys, types,
+    `opt` ranges and choices), naming `key` in errors; strategies use it for their params."""
+    result: T = _Loader(source).build(cls, data, key)
+    return result
 
 
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:

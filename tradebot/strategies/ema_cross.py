@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
 
+from tradebot.config import build_section, opt
 from tradebot.core.signals import ema_cross_state, ema_cross_update
 from tradebot.domain import InstrumentId, Side
 from tradebot.errors import ConfigError
@@ -23,45 +24,20 @@ from tradebot.strategies.base import Strategy
 
 @dataclass(frozen=True, slots=True)
 class EmaCrossParams:
-    fast_tau_s: float = 10.0
-    slow_tau_s: float = 60.0
-    band_bps: float = 1.0
-    order_notional: Decimal = Decimal(200)
-    cooldown_s: float = 10.0
+    fast_tau_s: float = opt(10.0, min=0.0, exclusive_min=True)
+    slow_tau_s: float = opt(60.0, min=0.0, exclusive_min=True)
+    band_bps: float = opt(1.0, min=0.0)
+    order_notional: Decimal = opt(Decimal(200), min=Decimal(0), exclusive_min=True)
+    cooldown_s: float = opt(10.0, min=0.0)
     allow_short: bool = False
 
     @classmethod
     def parse(cls, params: Mapping[str, Any], where: str) -> EmaCrossParams:
         """Validate strategy params; ConfigError names the bad key."""
-        known = {f.name: f for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for key, value in params.items():
-            if key not in known:
-                raise ConfigError(f"unknown parameter (known: {', '.join(known)})",
-                                  key=f"{where}.{key}")
-            values[key] = _convert(known[key].type, value, f"{where}.{key}")
-        result = cls(**values)
-        if not 0 < result.fast_tau_s < result.slow_tau_s:
-            raise ConfigError("need 0 < fast_tau_s < slow_tau_s", key=f"{where}.fast_tau_s")
-        if result.order_notional <= 0 or result.band_bps < 0 or result.cooldown_s < 0:
-            raise ConfigError("order_notional must be > 0, band_bps and cooldown_s >= 0",
-                              key=where)
+        result = build_section(cls, params, where)
+        if result.fast_tau_s >= result.slow_tau_s:
+            raise ConfigError("need fast_tau_s < slow_tau_s", key=f"{where}.fast_tau_s")
         return result
-
-
-def _convert(type_name: Any, value: Any, key: str) -> Any:
-    try:
-        if type_name == "Decimal":
-            return Decimal(str(value))
-        if type_name == "bool":
-            if not isinstance(value, bool):
-                raise TypeError
-            return value
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError
-        return float(value)
-    except (TypeError, InvalidOperation):
-        raise ConfigError(f"expected {type_name}, got {value!r}", key=key) from None
 
 
 class EmaCross(Strategy):

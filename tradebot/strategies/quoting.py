@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
+from tradebot.config import build_section, opt
 from tradebot.domain import InstrumentId, MarketKind, OrderStatus, OrderType, Side
-from tradebot.errors import ConfigError
 from tradebot.events import (
     BookUpdated,
     OrderDenied,
@@ -27,45 +27,16 @@ from tradebot.strategies.base import Strategy
 
 @dataclass(frozen=True, slots=True)
 class QuotingParams:
-    order_notional: Decimal = Decimal(200)
-    offset_ticks: int = 0
-    requote_ticks: int = 2
-    min_requote_s: float = 1.0
-    max_position_notional: Decimal = Decimal(400)
+    order_notional: Decimal = opt(Decimal(200), min=Decimal(0), exclusive_min=True)
+    offset_ticks: int = opt(0, min=0)
+    requote_ticks: int = opt(2, min=1)
+    min_requote_s: float = opt(1.0, min=0.0)
+    max_position_notional: Decimal = opt(Decimal(400), min=Decimal(0))
 
     @classmethod
     def parse(cls, params: Mapping[str, Any], where: str) -> QuotingParams:
         """Validate strategy params; ConfigError names the bad key."""
-        known = {f.name: f for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for key, value in params.items():
-            if key not in known:
-                raise ConfigError(f"unknown parameter (known: {', '.join(known)})",
-                                  key=f"{where}.{key}")
-            values[key] = _convert(str(known[key].type), value, f"{where}.{key}")
-        result = cls(**values)
-        if result.order_notional <= 0 or result.max_position_notional < 0:
-            raise ConfigError("order_notional must be > 0, max_position_notional >= 0",
-                              key=where)
-        if result.offset_ticks < 0 or result.requote_ticks < 1 or result.min_requote_s < 0:
-            raise ConfigError("need offset_ticks >= 0, requote_ticks >= 1, min_requote_s >= 0",
-                              key=where)
-        return result
-
-
-def _convert(type_name: str, value: Any, key: str) -> Any:
-    if isinstance(value, bool):
-        raise ConfigError(f"expected {type_name}, got {value!r}", key=key)
-    try:
-        if type_name == "Decimal" and isinstance(value, str | int | float):
-            return Decimal(str(value))
-        if type_name == "int" and isinstance(value, int):
-            return value
-        if type_name == "float" and isinstance(value, int | float):
-            return float(value)
-    except InvalidOperation:
-        pass
-    raise ConfigError(f"expected {type_name}, got {value!r}", key=key)
+        return build_section(cls, params, where)
 
 
 @dataclass(slots=True)
