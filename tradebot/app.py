@@ -21,7 +21,6 @@ from tradebot.core.warmup import warmup_all
 from tradebot.domain import Instrument, InstrumentId
 from tradebot.errors import ConfigError, DataError
 from tradebot.events import Fill, OrderDenied, SubmitOrder
-from tradebot.execution import kernels as paper_kernels
 from tradebot.execution.base import Order
 from tradebot.execution.engine import ExecutionEngine
 from tradebot.execution.liquidation import Liquidator
@@ -225,7 +224,6 @@ class App:
         self.open_store()
         started = monotonic()
         warmup_all()
-        paper_kernels.warmup()
         log.info("kernels_warmed", seconds=round(monotonic() - started, 3))
         self.register_metrics()
         server = None
@@ -340,7 +338,6 @@ class App:
             self.clock.advance_to(first_timestamp(recordings[0].path))
         self.open_store()
         warmup_all()
-        paper_kernels.warmup()
         self.strategies.start()
         self.ready = True
         driver = ReplayDriver(self.feeds, self.clock, recordings)

@@ -205,6 +205,20 @@ def book_levels(keys: np.ndarray, sizes: np.ndarray, counts: np.ndarray, row: in
     return k
 
 
+@njit(cache=True, nogil=True)
+def level_sizes(keys: np.ndarray, sizes: np.ndarray, counts: np.ndarray, rows: np.ndarray,
+                prices: np.ndarray, n: int, out: np.ndarray) -> None:
+    """Write the size shown at `prices[i]` on `rows[i]` (0 bids, 1 asks) into `out[i]`.
+
+    One call answers every price a simulated venue's resting orders sit at.
+    """
+    for i in range(n):
+        row = rows[i]
+        key = prices[i] if row == 0 else -prices[i]
+        pos = _search(keys, row, counts[row], key)
+        out[i] = sizes[row, pos] if pos < counts[row] and keys[row, pos] == key else 0
+
+
 def new_book(capacity: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Allocate empty (keys, sizes, counts, top) arrays for one book."""
     return (np.zeros((2, capacity), np.int64), np.zeros((2, capacity), np.int64),
@@ -219,4 +233,6 @@ def warmup() -> None:
     out = np.zeros((4, 2), np.int64)
     book_walk(keys, sizes, counts, 1, 3, 0, out)
     book_levels(keys, sizes, counts, 0, 4, out)
+    q = np.zeros(1, np.int64)
+    level_sizes(keys, sizes, counts, q, q, 1, np.zeros(1, np.int64))
     book_clear(counts, top)

@@ -20,10 +20,10 @@ from typing import Protocol
 
 import numpy as np
 
+from tradebot.core.book import level_sizes
 from tradebot.domain import InstrumentId, Liquidity
 from tradebot.events import TimeInForce
 from tradebot.execution.base import BookLike, BookSource
-from tradebot.execution.kernels import level_sizes
 from tradebot.execution.orders import InstrumentOrders, SimOrder
 from tradebot.execution.queue import QueueModel, trade_fill
 

@@ -78,3 +78,19 @@ def test_depth_is_bounded_keeping_the_best_levels() -> None:
     better = np.array([[1, 30, 5], [1, 20, 0]], np.int64)
     kbook.book_apply(keys, sizes, counts, better, 2, top, 8)
     assert top[0] == 30 and keys[0, counts[0] - 1] == 30 and 20 not in keys[0, : counts[0]]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(level, max_size=40), st.lists(st.tuples(st.sampled_from([0, 1]),
+                                                        st.integers(1, 60)), max_size=20))
+def test_level_sizes_answers_many_prices_like_a_dict(updates: list, queries: list) -> None:
+    keys, sizes, counts, top = kbook.new_book(64)
+    kbook.book_apply(keys, sizes, counts, np.array(updates, np.int64).reshape(-1, 3),
+                     len(updates), top, 1000)
+    bids, asks = reference(updates)
+    rows = np.array([r for r, _ in queries], np.int64)
+    prices = np.array([p for _, p in queries], np.int64)
+    out = np.zeros(len(queries), np.int64)
+    kbook.level_sizes(keys, sizes, counts, rows, prices, len(queries), out)
+    expected = [(bids if r == 0 else asks).get(p, 0) for r, p in queries]
+    assert out.tolist() == expected
