@@ -42,17 +42,19 @@ def _crc_byte(table: np.ndarray, crc: int, byte: int) -> int:
 @njit(cache=True, nogil=True)
 def _crc_uint(table: np.ndarray, crc: int, value: int, width: int) -> int:
     # Decimal digits of `value`, left-padded with zeros to `width` digits (width 0: no padding).
-    digits = np.empty(20, np.int64)
-    k = 0
-    while value > 0:
-        digits[k] = value % 10
-        value //= 10
-        k += 1
-    while k < width:
-        digits[k] = 0
-        k += 1
-    for i in range(k - 1, -1, -1):
-        crc = _crc_byte(table, crc, 48 + digits[i])
+    digits = 1
+    scale = 1
+    while scale * 10 <= value:
+        scale *= 10
+        digits += 1
+    if value == 0:
+        digits = 0
+    for _ in range(width - digits):
+        crc = _crc_byte(table, crc, 48)
+    while scale > 0 and digits > 0:
+        crc = _crc_byte(table, crc, 48 + (value // scale) % 10)
+        scale //= 10
+        digits -= 1
     return crc
 
 

@@ -1,0 +1,238 @@
+"""Per-venue feed figures: decode + book apply (+ checksum) per recorded book message.
+
+For each venue's recording, in one run:
+- tradebot: `Feed.on_frame` on every frame of the session (parse, integer book kernel,
+  checksum kernel, publish); per-message time of the book messages (median, p99) and
+  throughput of the whole session;
+- cryptofeed (where installed): its own `message_handler` on the same frames (json with
+  Decimal, its order book, checksum validation on);
+- order-book (the C extension, where installed): applying the same, pre-decoded updates and
+  computing its checksum; no decoding, so a lower bound for a Python-side parser.
+Ratios are peer time / tradebot time (above 1: tradebot is faster). Every figure is the
+median of REPEATS passes. Run: `python -m benchmarks feeds`.
+
+Other venues add themselves to VENUES: (venue, recording, cryptofeed class name, checksum
+format of order-book or None, a function extracting order-book updates from one frame).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("TRADEBOT_DATA_DIR", REPO.parent / "shared" / "data"))
+REPEATS = 5
+
+Update = tuple[str, list[tuple[str, Decimal, Decimal]]]  # (book key, [(side, price, size)])
+
+
+def kraken_updates(frame: bytes) -> Update | None:
+    msg = json.loads(frame, parse_float=Decimal)
+    if not isinstance(msg, list) or not str(msg[-2]).startswith("book"):
+        return None
+    out = []
+    for part in msg[1:-2]:
+        for key, levels in part.items():
+            if key in ("a", "as", "b", "bs"):
+                side = "ask" if key.startswith("a") else "bid"
+                out += [(side, Decimal(lv[0]), Decimal(lv[1])) for lv in levels]
+    return msg[-1], out
+
+
+def okx_updates(frame: bytes) -> Update | None:
+    if not frame.startswith(b'{"arg":{"channel":"books"'):
+        return None
+    msg = json.loads(frame)
+    out = []
+    for data in msg["data"]:
+        for key, side in (("bids", "bid"), ("asks", "ask")):
+            out += [(side, Decimal(lv[0]), Decimal(lv[1])) for lv in data[key]]
+    return msg["arg"]["instId"], out
+
+
+@dataclass(frozen=True)
+class Venue:
+    venue: str
+    recording: str
+    cryptofeed: str | None
+    checksum_format: str | None
+    updates: Callable[[bytes], Update | None]
+    is_book: Callable[[bytes], bool]
+
+
+VENUES = [
+    Venue("kraken", "cryptofeed/KRAKEN.ws.50.0", "Kraken", "KRAKEN", kraken_updates,
+          lambda f: f.startswith(b"[") and b'"book-' in f[-40:]),
+    Venue("okx", "cryptofeed/OKX.ws.1.0", "OKX", "OKX", okx_updates,
+          lambda f: f.startswith(b'{"arg":{"channel":"books"')),
+]
+
+
+def frames_of(v: Venue) -> tuple[Any, list[tuple[int, bytes]]]:
+    from tradebot.feeds.replay import inspect, read_entries
+
+    rec = inspect(DATA / v.recording)
+    frames = [(e.ts, e.payload) for e in read_entries(rec.path, rec.framing) if e.kind == "frame"]
+    return rec, frames
+
+
+def run_tradebot(v: Venue) -> dict[str, float]:
+    from tradebot.bus import Bus
+    from tradebot.clock import SimClock
+    from tradebot.core.warmup import warmup_all
+    from tradebot.feeds.registry import build_feed
+
+    warmup_all()
+    rec, frames = frames_of(v)
+    per_msg: list[int] = []
+    rates = []
+    for _ in range(REPEATS):
+        feed = build_feed(rec.venue, rec.instruments, Bus(), SimClock())
+        feed.reset_books("connect")
+        started = time.perf_counter_ns()
+        for ts, frame in frames:
+            feed.on_frame(frame, ts)
+        rates.append(len(frames) / ((time.perf_counter_ns() - started) / 1e9))
+        assert sum(b.checksums_failed for b in feed.books.values()) == 0
+    feed = build_feed(rec.venue, rec.instruments, Bus(), SimClock())
+    for _ in range(REPEATS):
+        feed.reset_books("connect")
+        for ts, frame in frames:
+            t0 = time.perf_counter_ns()
+            feed.on_frame(frame, ts)
+            if v.is_book(frame):
+                per_msg.append(time.perf_counter_ns() - t0)
+    per_msg.sort()
+    return {"book_msgs": len(per_msg) // REPEATS, "median_us": statistics.median(per_msg) / 1e3,
+            "p99_us": per_msg[int(len(per_msg) * 0.99)] / 1e3,
+            "session_msgs_per_s": statistics.median(rates)}
+
+
+def _cryptofeed_class(v: Venue) -> Any:
+    import cryptofeed.exchanges as exchanges
+
+    cls = getattr(exchanges, v.cryptofeed or "")
+    name = Path(v.recording).name.split(".")[0]
+    bodies = {}
+    for line in (DATA / "cryptofeed" / f"{name}.0").read_text().splitlines():
+        url, sep, rest = line.partition(" -> ")
+        if sep:
+            bodies[url] = json.loads(rest.partition(": ")[2])
+
+    def read(addr: str, **_kw: Any) -> Any:  # the recorded instrument lists, no network
+        return bodies.get(addr, {"code": "0", "data": []})
+
+    cls.http_sync.read = read
+    return cls
+
+
+def _std_symbol(cls: Any, inst: Any) -> str:
+    from tradebot.feeds.kraken import v1_pair
+
+    by_exchange = {exch: std for std, exch in cls.symbol_mapping().items()}
+    for name in (inst.venue_symbol, v1_pair(inst) if "/" in inst.venue_symbol else ""):
+        if name in by_exchange:
+            return str(by_exchange[name])
+    return str(inst.id.symbol)
+
+
+def run_cryptofeed(v: Venue) -> dict[str, float] | None:
+    try:
+        from cryptofeed.defines import L2_BOOK
+    except ImportError:
+        return None
+    cls = _cryptofeed_class(v)
+    rec, frames = frames_of(v)
+    std = [_std_symbol(cls, i) for i in rec.instruments]
+    per_msg: list[int] = []
+
+    async def one_pass() -> None:
+        feed = cls(symbols=std, channels=[L2_BOOK], checksum_validation=True)
+        for ts, frame in frames:
+            text = frame.decode()
+            t0 = time.perf_counter_ns()
+            await feed.message_handler(text, None, ts / 1e9)
+            if v.is_book(frame):
+                per_msg.append(time.perf_counter_ns() - t0)
+
+    for _ in range(REPEATS):
+        asyncio.run(one_pass())
+    per_msg.sort()
+    return {"median_us": statistics.median(per_msg) / 1e3,
+            "p99_us": per_msg[int(len(per_msg) * 0.99)] / 1e3}
+
+
+def run_order_book(v: Venue) -> dict[str, float] | None:
+    try:
+        from order_book import OrderBook
+    except ImportError:
+        return None
+    _, frames = frames_of(v)
+    updates = [u for _, f in frames if v.is_book(f) and (u := v.updates(f)) is not None]
+    per_msg: list[int] = []
+    for _ in range(REPEATS):
+        books: dict[str, Any] = {}
+        for key, levels in updates:
+            book = books.get(key)
+            if book is None:
+                book = books[key] = OrderBook(checksum_format=v.checksum_format)
+            t0 = time.perf_counter_ns()
+            for side, price, size in levels:
+                half = book.bids if side == "bid" else book.asks
+                if size == 0:
+                    if price in half:
+                        del half[price]
+                else:
+                    half[price] = size
+            if v.checksum_format:
+                book.checksum()
+            per_msg.append(time.perf_counter_ns() - t0)
+    per_msg.sort()
+    return {"median_us": statistics.median(per_msg) / 1e3,
+            "p99_us": per_msg[int(len(per_msg) * 0.99)] / 1e3}
+
+
+def versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for name in ("cryptofeed", "order-book"):
+        try:
+            out.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            out.append(f"{name} not installed")
+    return ", ".join(out)
+
+
+def main() -> int:
+    print(f"python {sys.version.split()[0]}; peers: {versions()}; median of {REPEATS} passes")
+    header = (f"{'venue':<8}{'book msgs':>10}{'tradebot µs':>13}{'p99':>8}{'msgs/s':>11}"
+              f"{'cryptofeed µs':>15}{'ratio':>7}{'order-book µs':>15}{'ratio':>7}")
+    print(header)
+    for v in VENUES:
+        ours = run_tradebot(v)
+        cf = run_cryptofeed(v)
+        ob = run_order_book(v)
+        cf_txt = f"{cf['median_us']:>15.2f}{cf['median_us'] / ours['median_us']:>7.1f}" if cf \
+            else f"{'-':>15}{'-':>7}"
+        ob_txt = f"{ob['median_us']:>15.2f}{ob['median_us'] / ours['median_us']:>7.1f}" if ob \
+            else f"{'-':>15}{'-':>7}"
+        print(f"{v.venue:<8}{ours['book_msgs']:>10}{ours['median_us']:>13.2f}"
+              f"{ours['p99_us']:>8.1f}{ours['session_msgs_per_s']:>11,.0f}{cf_txt}{ob_txt}")
+    print("tradebot/cryptofeed: decode + apply + checksum of one book message; order-book: "
+          "apply + checksum of pre-decoded levels (no decode); msgs/s: whole session.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
