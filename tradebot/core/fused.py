@@ -86,7 +86,7 @@ def check_bar(bar: np.ndarray) -> int:
     return OK
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _bar_indicators(s: np.ndarray, h: float, lo: float, c: float, v: float,
                     out: np.ndarray) -> None:
     out[0] = sma_step(s, idx(s[SMA]), c)

@@ -24,7 +24,7 @@ import math
 import numpy as np
 from numba import njit
 
-from tradebot.core.riskmath import moments_init, moments_size, moments_step
+from tradebot.core.riskmath import moments_init, moments_size, moments_step, rolling_mean_std
 from tradebot.core.rolling import NAN, check_period, idx, two_pass_array
 
 VAR_OUT = 2  # value at risk, expected shortfall
@@ -44,15 +44,11 @@ def _tail(q: float) -> float:
     return num / ((((_D[0] * q + _D[1]) * q + _D[2]) * q + _D[3]) * q + 1.0)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def normal_ppf(p: float) -> float:
-    """Return the standard normal p-quantile (Acklam's approximation plus one Halley step)."""
-    if not 0.0 < p < 1.0:
-        return NAN
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _ppf_lower(p: float) -> float:
+    # p <= 0.5: the refinement then subtracts p from a small erfc value, without cancellation.
     if p < 0.02425:
         x = _tail(math.sqrt(-2.0 * math.log(p)))
-    elif p > 1.0 - 0.02425:
-        x = -_tail(math.sqrt(-2.0 * math.log(1.0 - p)))
     else:
         q = p - 0.5
         r = q * q
@@ -61,6 +57,15 @@ def normal_ppf(p: float) -> float:
     e = 0.5 * math.erfc(-x / math.sqrt(2.0)) - p
     u = e * math.sqrt(2.0 * math.pi) * math.exp(x * x / 2.0)
     return x - u / (1.0 + x * u / 2.0)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def normal_ppf(p: float) -> float:
+    """Return the standard normal p-quantile (Acklam's approximation plus one Halley step)."""
+    if not 0.0 < p < 1.0:
+        return NAN
+    # 1 - p is exact for p >= 0.5, so the upper half mirrors the lower one.
+    return -_ppf_lower(1.0 - p) if p > 0.5 else _ppf_lower(p)
 
 
 def _check(alpha: float, horizon: int) -> None:
@@ -221,6 +226,19 @@ def var_parametric(r: np.ndarray, alpha: float, horizon: int) -> tuple[float, fl
     return var_normal(mean, math.sqrt(m2 / (r.size - 1)), alpha, horizon)
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def rolling_var_parametric(
+    r: np.ndarray, window: int, alpha: float, horizon: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return normal VaR and ES over each window of `window` returns (rolling moments)."""
+    mean, std = rolling_mean_std(r, window, 1)
+    var = np.full(r.size, NAN)
+    es = np.full(r.size, NAN)
+    for i in range(window - 1, r.size):
+        var[i], es[i] = var_normal(mean[i], std[i], alpha, horizon)
+    return var, es
+
+
 # block [alpha, horizon, moments(w, ddof 1)]
 
 
@@ -286,6 +304,19 @@ def var_monte_carlo(
     return var_mc_normal(mean, math.sqrt(m2 / (r.size - 1)), alpha, horizon, sims, seed)
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def rolling_var_monte_carlo(
+    r: np.ndarray, window: int, alpha: float, horizon: int, sims: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return Monte Carlo VaR and ES over each window of `window` returns (rolling moments)."""
+    mean, std = rolling_mean_std(r, window, 1)
+    var = np.full(r.size, NAN)
+    es = np.full(r.size, NAN)
+    for i in range(window - 1, r.size):
+        var[i], es[i] = var_mc_normal(mean[i], std[i], alpha, horizon, sims, seed)
+    return var, es
+
+
 # block [alpha, horizon, sims, seed, moments(w, ddof 1)]
 
 
@@ -336,5 +367,7 @@ def warmup() -> None:
     hvar_update(hvar_state(10, 0.95, 1), 0.01, out)
     var_parametric(r, 0.95, 1)
     pvar_update(pvar_state(10, 0.95, 1), 0.01, out)
+    rolling_var_parametric(r, 10, 0.95, 1)
+    rolling_var_monte_carlo(r, 10, 0.95, 2, 50, 7)
     var_monte_carlo(r, 0.95, 2, 100, 7)
     mcvar_update(mcvar_state(10, 0.95, 2, 100, 7), 0.01, out)
