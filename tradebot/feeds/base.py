@@ -445,7 +445,10 @@ class FeedRunner:
                     next_book_check = now + 1.0
                     feed.check_stale_books(self.clock.now_ns(), ids)
                 try:
-                    frame = await asyncio.wait_for(ws.recv(), timeout=cfg.stale_after_s)
+                    # asyncio.timeout, not wait_for: no inner task whose completion can race
+                    # (and swallow) a cancellation at shutdown on Python 3.11.
+                    async with asyncio.timeout(cfg.stale_after_s):
+                        frame = await ws.recv()
                 except TimeoutError:
                     raise _Stale from None
                 ts = self.clock.now_ns()
