@@ -2,9 +2,9 @@
 volatility, Stochastic %K/%D.
 
 Same three-part shape as `indicators.py`. Windows carry a running mean and sum of squared
-deviations (Welford's update, sliding form), recomputed in two passes when a leaving value
-cancels most of it; a standard deviation below 1e-12 of the mean counts as zero, so a flat
-window reads as flat, not as rounding noise.
+deviations (Welford's update, sliding form), recomputed in two passes every 256 values and
+once it falls far below its peak since the last recompute; a standard deviation below 1e-12
+of the mean counts as zero, so a flat window reads as flat, not as rounding noise.
 
 - ROC: TA-Lib's TA_ROC, 100 * (x[t] / x[t-n] - 1); NaN over a zero price (TA-Lib gives 0).
 - Bollinger bands (J. Bollinger, "Bollinger on Bollinger Bands", 2001): SMA(n) +/- k population
@@ -28,6 +28,7 @@ from numba import njit
 
 from tradebot.core.rolling import (
     NAN,
+    RECOMPUTE_EVERY,
     check_period,
     idx,
     is_flat,
@@ -39,6 +40,7 @@ from tradebot.core.rolling import (
     ring_push_min,
     ring_sum,
     rolling_sum_nonneg,
+    two_pass_array,
     window_moments,
     window_sum_nonneg,
 )
@@ -106,12 +108,12 @@ def roc_update(state: np.ndarray, x: float) -> float:
 
 
 
-# --- Bollinger: block [n, count, mult, mean, m2, pos, 1/n, ring(n)] --------------------------
+# --- Bollinger: block [n, count, mult, mean, m2, pos, 1/n, peak m2, left, ring(n)] -----------
 
 
 def bollinger_size(n: int, mult: float) -> int:
     """Return the state block length of Bollinger bands over `n` values."""
-    return 7 + n
+    return 9 + n
 
 
 def bollinger_init(s: np.ndarray, o: int, n: int, mult: float) -> None:
@@ -127,14 +129,19 @@ def bollinger_init(s: np.ndarray, o: int, n: int, mult: float) -> None:
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _bands(
-    x: float, mean: float, m2: float, n: int, mult: float
+    x: float, mean: float, m2: float, n: int, inv_n: float, mult: float
 ) -> tuple[float, float, float, float]:
-    # upper, lower, %b, bandwidth
-    width = 0.0 if is_flat(m2, n, mean) else mult * math.sqrt(m2 / n)
+    # upper, lower, %b, bandwidth; one division serves both ratios (r = 1 / (span mean)).
+    width = 0.0 if is_flat(m2, n, mean) else mult * math.sqrt(m2 * inv_n)
     upper = mean + width
     lower = mean - width
-    pctb = (x - lower) / (upper - lower) if width > 0.0 else NAN
-    return upper, lower, pctb, (upper - lower) / mean if mean != 0.0 else NAN
+    span = upper - lower
+    if mean == 0.0:
+        return upper, lower, NAN, NAN
+    if width == 0.0:
+        return upper, lower, NAN, 0.0
+    r = 1.0 / (span * mean)
+    return upper, lower, (x - lower) * mean * r, span * span * r
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -149,11 +156,11 @@ def bollinger_step(s: np.ndarray, o: int, x: float, out: np.ndarray, k: int) -> 
     n = idx(s[o])
     count = s[o + 1] + 1.0
     s[o + 1] = count
-    mean, m2 = window_moments(s, o + 3, o + 7, n, count, x)
+    mean, m2 = window_moments(s, o + 3, o + 9, n, count, x)
     if count < n:
         _fill_nan(out, k, BOLLINGER_OUT)
         return
-    out[k], out[k + 2], out[k + 3], out[k + 4] = _bands(x, mean, m2, n, s[o + 2])
+    out[k], out[k + 2], out[k + 3], out[k + 4] = _bands(x, mean, m2, n, s[o + 6], s[o + 2])
     out[k + 1] = mean
 
 
@@ -172,13 +179,20 @@ def bollinger(
     pctb = nan_head(x.size, n - 1)
     width = nan_head(x.size, n - 1)
     mean, m2 = moments_fill(x, n)
-    if x.size >= n:
-        upper[n - 1], lower[n - 1], pctb[n - 1], width[n - 1] = _bands(x[n - 1], mean, m2, n, mult)
-        middle[n - 1] = mean
     inv_n = 1.0 / n
+    if x.size >= n:
+        upper[n - 1], lower[n - 1], pctb[n - 1], width[n - 1] = _bands(x[n - 1], mean, m2, n,
+                                                                       inv_n, mult)
+        middle[n - 1] = mean
+    peak = m2
+    left = RECOMPUTE_EVERY
     for i in range(n, x.size):
-        mean, m2 = moments_slide(x, i, n, inv_n, mean, m2)
-        upper[i], lower[i], pctb[i], width[i] = _bands(x[i], mean, m2, n, mult)
+        mean, m2, peak, left, redo = moments_slide(mean, m2, peak, left, x[i], x[i - n], inv_n)
+        if redo:
+            mean, m2 = two_pass_array(x, i - n + 1, i + 1)
+            peak = m2
+            left = RECOMPUTE_EVERY
+        upper[i], lower[i], pctb[i], width[i] = _bands(x[i], mean, m2, n, inv_n, mult)
         middle[i] = mean
     return upper, middle, lower, pctb, width
 
@@ -196,12 +210,12 @@ def bollinger_update(state: np.ndarray, x: float, out: np.ndarray) -> None:
     bollinger_step(state, 0, x, out, 0)
 
 
-# --- rolling z-score: block [n, count, -, mean, m2, pos, 1/n, ring(n)], Bollinger's layout ---
+# --- z-score: block [n, count, -, mean, m2, pos, 1/n, peak, left, ring(n)] (Bollinger's) -----
 
 
 def zscore_size(n: int) -> int:
     """Return the state block length of a rolling z-score over `n` values."""
-    return 7 + n
+    return 9 + n
 
 
 def zscore_init(s: np.ndarray, o: int, n: int) -> None:
@@ -234,7 +248,7 @@ def zscore_step(s: np.ndarray, o: int, x: float) -> float:
     n = idx(s[o])
     count = s[o + 1] + 1.0
     s[o + 1] = count
-    window_moments(s, o + 3, o + 7, n, count, x)
+    window_moments(s, o + 3, o + 9, n, count, x)
     return zscore_read(s, o, x)
 
 
@@ -248,8 +262,14 @@ def zscore(x: np.ndarray, n: int) -> np.ndarray:
     if x.size >= n:
         out[n - 1] = _zscore_value(x[n - 1], mean, m2, n)
     inv_n = 1.0 / n
+    peak = m2
+    left = RECOMPUTE_EVERY
     for i in range(n, x.size):
-        mean, m2 = moments_slide(x, i, n, inv_n, mean, m2)
+        mean, m2, peak, left, redo = moments_slide(mean, m2, peak, left, x[i], x[i - n], inv_n)
+        if redo:
+            mean, m2 = two_pass_array(x, i - n + 1, i + 1)
+            peak = m2
+            left = RECOMPUTE_EVERY
         out[i] = _zscore_value(x[i], mean, m2, n)
     return out
 

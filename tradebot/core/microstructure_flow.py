@@ -209,12 +209,14 @@ def kyle_lambda(
     q = side[1:] * size[1:]
     dp = price[1:] - price[:-1]
     m = (0.0, 0.0, 0.0, 0.0)
+    lap = 0  # (i + 1) % window, counted
     for i in range(q.size):
+        lap = lap + 1 if lap + 1 < window else 0
         if i < window:
             m = comoment_add(m, i + 1, q[i], dp[i])
         else:
             slid = _slide(m, window, q[i], dp[i], q[i - window], dp[i - window])
-            if (i + 1) % window == 0 or m2_lost_precision(m[2], slid[2]):
+            if lap == 0 or m2_lost_precision(m[2], slid[2]):
                 slid = comoment_two_pass(q, i - window + 1, dp, i - window + 1, window, 0)
             m = slid
         if i >= window - 1:

@@ -85,12 +85,12 @@ def returns_update(state: np.ndarray, price: float, out: np.ndarray) -> None:
     returns_step(state, 0, price, out, 0)
 
 
-# --- rolling mean / std: block [n, ddof, count, mean, m2, pos, 1/n, ring(n)] ----------------
+# --- rolling mean / std: block [n, ddof, count, mean, m2, pos, 1/n, peak, left, ring(n)] ----
 
 
 def moments_size(n: int) -> int:
     """Return the state block length of rolling moments over `n` values."""
-    return 7 + n
+    return 9 + n
 
 
 def moments_init(s: np.ndarray, o: int, n: int, ddof: int = 1) -> None:
@@ -108,7 +108,7 @@ def moments_step(s: np.ndarray, o: int, x: float, out: np.ndarray, k: int) -> bo
     n = idx(s[o])
     count = s[o + 2] + 1.0
     s[o + 2] = count
-    mean, m2 = window_moments(s, o + 3, o + 7, n, count, x)
+    mean, m2 = window_moments(s, o + 3, o + 9, n, count, x)
     if count < n:
         out[k] = NAN
         out[k + 1] = NAN
@@ -172,7 +172,7 @@ def ratios_step(s: np.ndarray, o: int, r: float, out: np.ndarray, k: int) -> Non
     n = idx(s[o + 2])
     rf = s[o]
     full = moments_step(s, o + 2, r, out, k)
-    at = o + 9 + n  # after the moments block (length 7 + n)
+    at = o + 11 + n  # after the moments block (length 9 + n)
     down = min(r - rf, 0.0)
     downside2 = window_sum_nonneg(s, at, at + 2, n, s[o + 4], down * down)
     if not full:

@@ -169,10 +169,12 @@ def rolling_cov_corr(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     corr = np.full((t, k, k), NAN)
     means = np.zeros(k)
     c = np.zeros((k, k))
+    lap = 0  # (i + 1) % n, counted
     for i in range(t):
+        lap = lap + 1 if lap + 1 < n else 0
         if i < n:
             _add(means, c, x[i], i + 1)
-        elif (i + 1) % n == 0:
+        elif lap == 0:
             _two_pass(means, c, x[i - n + 1 : i + 1], 0)
         else:
             _slide(means, c, x[i], x[i - n], n)

@@ -5,7 +5,8 @@ of its block, so the same step function serves a standalone state and the packed
 fused kernels. Counters and ring positions are stored as float64 (exact below 2**53).
 
 Rolling means and sums of squared deviations slide with Welford's update and are recomputed
-in two passes once per lap of the window (and when a leaving value cancels most of them).
+in two passes every `RECOMPUTE_EVERY` slides, and sooner once m2 falls far below its peak
+since the last recompute (the rounding error is proportional to that peak).
 Rolling sums come in two kinds, chosen for their rounding behaviour:
 - non-negative values (volume, squared returns): the sum is carried forward and re-summed from
   the window whenever the value leaving it exceeds `RESUM_RATIO` times what remains, so a spike
@@ -22,6 +23,7 @@ import numpy as np
 from numba import njit
 
 RESUM_RATIO = 1e3
+RECOMPUTE_EVERY = 256  # slides between two-pass recomputes of rolling moments
 FLAT_RATIO = 1e-12  # a standard deviation below this fraction of the mean is rounding noise
 NAN = math.nan
 
@@ -171,7 +173,7 @@ def two_pass_ring(s: np.ndarray, ring: int, n: int, pos: int) -> tuple[float, fl
     return mean, m2
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def two_pass_array(x: np.ndarray, start: int, stop: int) -> tuple[float, float]:
     """Return mean and sum of squared deviations of `x[start:stop]`."""
     n = stop - start
@@ -190,9 +192,13 @@ def is_flat(m2: float, n: float, mean: float) -> bool:
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def m2_lost_precision(m2_before: float, m2_after: float) -> bool:
-    """Tell whether a sliding update cancelled most of the sum of squared deviations."""
-    return m2_after <= 0.0 or m2_before > RESUM_RATIO * m2_after
+def m2_lost_precision(m2_peak: float, m2_after: float) -> bool:
+    """Tell whether sliding updates cancelled most of the sum of squared deviations.
+
+    Rounding error builds up in proportion to the largest m2 since the last two-pass
+    recompute (`m2_peak`); once m2 falls far below that, its relative error has grown.
+    """
+    return m2_after <= 0.0 or m2_peak > RESUM_RATIO * m2_after
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -257,8 +263,10 @@ def rolling_sum_signed(x: np.ndarray, n: int) -> np.ndarray:
         total += x[i]
     if x.size >= n:
         out[n - 1] = total
+    lap = (n + 1) % n  # (i + 1) % n, counted
     for i in range(n, x.size):
-        total = array_sum(x, i - n + 1, i + 1) if (i + 1) % n == 0 else total - x[i - n] + x[i]
+        total = array_sum(x, i - n + 1, i + 1) if lap == 0 else total - x[i - n] + x[i]
+        lap = lap + 1 if lap + 1 < n else 0
         out[i] = total
     return out
 
@@ -269,23 +277,28 @@ def window_moments(
 ) -> tuple[float, float]:
     """Push `x` into the window at `ring`; return its mean and sum of squared deviations.
 
-    `s[at]`, `s[at+1]` carry mean and m2, `s[at+2]` the ring position, `s[at+3]` holds 1/n.
+    `s[at]`, `s[at+1]` carry mean and m2, `s[at+2]` the ring position, `s[at+3]` holds 1/n,
+    `s[at+4]` the largest m2 since the last two-pass recompute, `s[at+5]` the slides left
+    until the next one.
     """
     old = ring_push(s, ring, n, at + 2, x)
     mean = s[at]
     m2 = s[at + 1]
+    left = RECOMPUTE_EVERY
     if count <= n:
         mean, m2 = welford_add(mean, m2, int(count), x)
+        peak = max(s[at + 4], m2)
     else:
-        new_mean, new_m2 = welford_slide(mean, m2, s[at + 3], x, old)
-        # Recompute once per lap of the ring (sliding updates drift by ~1e-12 relative per
-        # lap on low-variance prices), and whenever a leaving value cancelled most of m2.
-        if s[at + 2] == 0.0 or m2_lost_precision(m2, new_m2):
-            new_mean, new_m2 = two_pass_ring(s, ring, n, idx(s[at + 2]))
-        mean = new_mean
-        m2 = new_m2
+        mean, m2, peak, left, redo = moments_slide(mean, m2, s[at + 4], int(s[at + 5]), x, old,
+                                                   s[at + 3])
+        if redo:
+            mean, m2 = two_pass_ring(s, ring, n, idx(s[at + 2]))
+            peak = m2
+            left = RECOMPUTE_EVERY
     s[at] = mean
     s[at + 1] = m2
+    s[at + 4] = peak
+    s[at + 5] = left
     return mean, m2
 
 
@@ -301,13 +314,18 @@ def moments_fill(x: np.ndarray, n: int) -> tuple[float, float]:
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def moments_slide(
-    x: np.ndarray, i: int, n: int, inv_n: float, mean: float, m2: float
-) -> tuple[float, float]:
-    """Slide the moments of the window ending at `x[i-1]` to the one ending at `x[i]`."""
-    new_mean, new_m2 = welford_slide(mean, m2, inv_n, x[i], x[i - n])
-    if (i + 1) % n == 0 or m2_lost_precision(m2, new_m2):
-        return two_pass_array(x, i - n + 1, i + 1)
-    return new_mean, new_m2
+    mean: float, m2: float, peak: float, left: int, x: float, old: float, inv_n: float
+) -> tuple[float, float, float, int, bool]:
+    """Slide the moments from a window holding `old` to one holding `x` instead.
+
+    Return mean, m2, peak m2 and slides left until a recompute, and whether the caller must
+    recompute now (two passes over the window, then peak = m2, left = RECOMPUTE_EVERY).
+    Scalars only: helpers that take arrays slow hot loops down (reference counting).
+    """
+    mean, m2 = welford_slide(mean, m2, inv_n, x, old)
+    peak = max(peak, m2)
+    left -= 1
+    return mean, m2, peak, left, left == 0 or m2_lost_precision(peak, m2)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -316,12 +334,18 @@ def rolling_moments(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     means = nan_head(x.size, n - 1)
     m2s = nan_head(x.size, n - 1)
     mean, m2 = moments_fill(x, n)
+    peak = m2
+    left = RECOMPUTE_EVERY
     if x.size >= n:
         means[n - 1] = mean
         m2s[n - 1] = m2
     inv_n = 1.0 / n
     for i in range(n, x.size):
-        mean, m2 = moments_slide(x, i, n, inv_n, mean, m2)
+        mean, m2, peak, left, redo = moments_slide(mean, m2, peak, left, x[i], x[i - n], inv_n)
+        if redo:
+            mean, m2 = two_pass_array(x, i - n + 1, i + 1)
+            peak = m2
+            left = RECOMPUTE_EVERY
         means[i] = mean
         m2s[i] = m2
     return means, m2s
@@ -393,7 +417,7 @@ def warmup() -> None:
     is_flat(1.0, 4.0, 1.0)
     window_sum_nonneg(s, 0, 2, 4, 1.0, 1.0)
     window_sum_signed(s, 0, 2, 4, 1.0, 1.0)
-    window_moments(np.zeros(9), 0, 4, 4, 1.0, 1.0)
+    window_moments(np.zeros(11), 0, 6, 4, 1.0, 1.0)
     rolling_sum_nonneg(x, 2)
     rolling_sum_signed(x, 2)
     rolling_moments(x, 2)
