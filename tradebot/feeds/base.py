@@ -184,6 +184,11 @@ class Feed(abc.ABC):
 
     # --- optional venue hooks ----------------------------------------------------------
 
+    async def prepare_connection(self, session: aiohttp.ClientSession,
+                                 config: FeedConfig) -> None:
+        """Do what a connection needs first (a venue's connect token); raise to retry later."""
+        return None
+
     def keepalive(self) -> tuple[str | bytes, float] | None:
         """Return (message, interval in s) to send on each connection, or None."""
         return None
@@ -395,9 +400,11 @@ class FeedRunner:
     async def _session_once(self, n: int) -> str:
         feed = self.feed
         shard = self._shards[n]
-        url = feed.connection_url(self.config, shard)
         feed.set_state("connecting")
         try:
+            # A venue's pre-connect step (KuCoin's bullet token) fails like a connect does.
+            await feed.prepare_connection(self.session, self.config)
+            url = feed.connection_url(self.config, shard)
             async with websockets.connect(url, max_size=2**24, open_timeout=10,
                                           ping_interval=20, ping_timeout=60,
                                           close_timeout=2) as ws:
@@ -417,6 +424,9 @@ class FeedRunner:
             return _reason(exc)
         except websockets.ConnectionClosed as exc:
             return "closed_by_venue" if exc.rcvd is not None else "connection_lost"
+        except (aiohttp.ClientError, DataError) as exc:
+            log.warning("feed_prepare_failed", venue=feed.venue, error=repr(exc), connection=n)
+            return "prepare_failed"
         return "closed"
 
     async def _send(self, ws: Any, url: str, message: str | bytes) -> None:
