@@ -27,7 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -90,9 +90,9 @@ def batch_table() -> list[tuple[str, float, float | None]]:
         ("macd 12 26 9", lambda: trend.macd(c, 12, 26, 9), lambda: talib.MACD(c, 12, 26, 9)),
         ("atr 14", lambda: trend.atr(h, lo, c, 14), lambda: talib.ATR(h, lo, c, 14)),
         ("bollinger 20 2 (+%b, width)", lambda: stats.bollinger(c, 20, 2.0),
-         lambda: talib.BBANDS(c, 20, 2.0, 2.0, 0)),
+         lambda: talib.BBANDS(c, 20, 2.0, 2.0, talib.MA_Type.SMA)),
         ("stoch 14 3 3", lambda: stats.stoch(h, lo, c, 14, 3, 3),
-         lambda: talib.STOCH(h, lo, c, 14, 3, 0, 3, 0)),
+         lambda: talib.STOCH(h, lo, c, 14, 3, talib.MA_Type.SMA, 3, talib.MA_Type.SMA)),
         ("adx 14 (+DI, -DI)", lambda: adx.adx(h, lo, c, 14),
          lambda: (talib.ADX(h, lo, c, 14), talib.PLUS_DI(h, lo, c, 14),
                   talib.MINUS_DI(h, lo, c, 14))),
@@ -136,7 +136,7 @@ def _noop(state: np.ndarray, bar: np.ndarray, out: np.ndarray) -> int:
     return 0
 
 
-def per_call_ns(fn: Callable[..., object], args: list[tuple[object, ...]]) -> float:
+def per_call_ns(fn: Callable[..., object], args: Sequence[tuple[object, ...]]) -> float:
     """Return the median cost of one Python-level call of `fn`, in ns."""
     def run() -> None:
         for a in args:
@@ -197,7 +197,9 @@ def print_incremental() -> None:
     fused.replay_bars(state, rows[:1000], out)
     calls = [(state, rows[1000 + i], out) for i in range(50_000)]
     python_ns = per_call_ns(fused.update_bar, calls)
-    entry = fused.update_bar.overloads[fused.update_bar.signatures[0]].entry_point
+    # The compiled wrapper without numba's type dispatch: safe only with exactly these types.
+    compiled = fused.update_bar.overloads[fused.update_bar.signatures[0]]
+    entry = compiled.entry_point  # type: ignore[attr-defined]
     entry_ns = per_call_ns(entry, calls)
     _noop(state, rows[0], out)
     noop_ns = per_call_ns(_noop, calls)

@@ -32,7 +32,7 @@ NAN = math.nan
 def idx(x: float) -> int:
     """Convert a stored length, position or offset to an index known to be non-negative."""
     # Unsigned, so the compiler drops numpy's negative-index wraparound from every access.
-    return np.uint32(x)
+    return np.uint32(x)  # type: ignore[return-value]
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")

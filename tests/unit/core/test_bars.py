@@ -90,6 +90,16 @@ def test_incremental_bars_equal_batch_bars(t: Trades, interval: int, threshold: 
         assert_identical(values, batch[1])
 
 
+def test_incremental_bars_equal_batch_bars_on_real_trades() -> None:
+    t = xrp_eth_trades()
+    for state, batch in ((bars.time_bar_state(MINUTE), bars.time_bars(*t, MINUTE)),
+                         (bars.volume_bar_state(25_000.0), bars.volume_bars(*t, 25_000.0)),
+                         (bars.dollar_bar_state(40.0), bars.dollar_bars(*t, 40.0))):
+        times, values = _incremental(state, t)
+        assert np.array_equal(times, batch[0])
+        assert_identical(values, batch[1])
+
+
 def test_a_time_bar_closes_on_the_clock_and_late_trades_are_rejected() -> None:
     fs, ist = bars.time_bar_state(MINUTE)
     assert bars.bar_update(fs, ist, 10, 1.0, 2.0, 1.0) == bars.NOTHING

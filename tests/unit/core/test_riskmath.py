@@ -56,10 +56,8 @@ def test_rolling_moments_sharpe_sortino_match_statistics(r: np.ndarray) -> None:
                                                         rel=1e-9)
 
 
-@settings(max_examples=50, deadline=None)
-@given(returns_lists, st.integers(2, 30))
-def test_rolling_risk_kernels_incremental_equal_batch(x: list[float], n: int) -> None:
-    r = np.array(x, dtype=np.float64)
+def check_rolling(r: np.ndarray, n: int) -> None:
+    """Run every rolling risk kernel both ways over `r` and compare bit for bit."""
     assert_identical(_vector_run(rm.moments_update, rm.moments_state(n, 1), r, 2),
                      np.array(rm.rolling_mean_std(r, n, 1)), "moments")
     assert_identical(_vector_run(rm.ratios_update, rm.ratios_state(n, 0.001, 252.0), r, 2),
@@ -71,6 +69,17 @@ def test_rolling_risk_kernels_incremental_equal_batch(x: list[float], n: int) ->
                      np.array(rv.rolling_var_historical(r, n, 0.9, 3)), "historical var")
     assert_identical(_vector_run(rv.pvar_update, rv.pvar_state(n, 0.99, 2), r, 2),
                      np.array(rv.rolling_var_parametric(r, n, 0.99, 2)), "parametric var")
+
+
+@settings(max_examples=50, deadline=None)
+@given(returns_lists, st.integers(2, 30))
+def test_rolling_risk_kernels_incremental_equal_batch(x: list[float], n: int) -> None:
+    check_rolling(np.array(x, dtype=np.float64), n)
+
+
+def test_rolling_risk_kernels_incremental_equal_batch_on_real_returns(r: np.ndarray) -> None:
+    for n in (20, 288):
+        check_rolling(r, n)
 
 
 @settings(max_examples=50, deadline=None)
