@@ -37,6 +37,7 @@ from tradebot.core import fused
 from tradebot.core import indicators as ind
 from tradebot.core import indicators_adx as adx
 from tradebot.core import indicators_stats as stats
+from tradebot.core import indicators_stoch as sto
 from tradebot.core import indicators_trend as trend
 from tradebot.core import indicators_volume as vol
 from tradebot.core import riskmath_corr as rc
@@ -91,7 +92,7 @@ def batch_table() -> list[tuple[str, float, float | None]]:
         ("atr 14", lambda: trend.atr(h, lo, c, 14), lambda: talib.ATR(h, lo, c, 14)),
         ("bollinger 20 2 (+%b, width)", lambda: stats.bollinger(c, 20, 2.0),
          lambda: talib.BBANDS(c, 20, 2.0, 2.0, talib.MA_Type.SMA)),
-        ("stoch 14 3 3", lambda: stats.stoch(h, lo, c, 14, 3, 3),
+        ("stoch 14 3 3", lambda: sto.stoch(h, lo, c, 14, 3, 3),
          lambda: talib.STOCH(h, lo, c, 14, 3, talib.MA_Type.SMA, 3, talib.MA_Type.SMA)),
         ("adx 14 (+DI, -DI)", lambda: adx.adx(h, lo, c, 14),
          lambda: (talib.ADX(h, lo, c, 14), talib.PLUS_DI(h, lo, c, 14),

@@ -50,10 +50,10 @@ from tradebot.core.indicators_stats import (
     bollinger_step,
     realized_vol_step,
     roc_step,
-    stoch_step,
     zscore_read,
     zscore_step,
 )
+from tradebot.core.indicators_stoch import stoch_step
 from tradebot.core.indicators_trend import atr_step, macd_step, supertrend_step
 from tradebot.core.indicators_volume import obv_step, vwap_step
 from tradebot.core.microstructure import (

@@ -15,6 +15,7 @@ import numpy as np
 from tradebot.core import indicators as ind
 from tradebot.core import indicators_adx as adx
 from tradebot.core import indicators_stats as stats
+from tradebot.core import indicators_stoch as stoch
 from tradebot.core import indicators_trend as trend
 from tradebot.core import indicators_volume as vol
 from tradebot.core import microstructure as micro
@@ -128,7 +129,7 @@ def _bar_specs(p: BarFeatureParams) -> list[tuple[str, int, object]]:
         ("atr", trend.atr_size(p.atr), lambda s, o: trend.atr_init(s, o, p.atr)),
         ("bb", stats.bollinger_size(bn, bk), lambda s, o: stats.bollinger_init(s, o, bn, bk)),
         ("st", trend.supertrend_size(tn, tk), lambda s, o: trend.supertrend_init(s, o, tn, tk)),
-        ("stoch", stats.stoch_size(k, ks, d), lambda s, o: stats.stoch_init(s, o, k, ks, d)),
+        ("stoch", stoch.stoch_size(k, ks, d), lambda s, o: stoch.stoch_init(s, o, k, ks, d)),
         ("adx", adx.adx_size(p.adx), lambda s, o: adx.adx_init(s, o, p.adx)),
         ("obv", vol.obv_size(), lambda s, o: vol.obv_init(s, o)),
         ("vwap", vol.vwap_size(p.vwap), lambda s, o: vol.vwap_init(s, o, p.vwap)),
@@ -150,7 +151,7 @@ def _bar_features(p: BarFeatureParams) -> list[tuple[str, int]]:
     bb = f"{p.bollinger[0]}_{_p(p.bollinger[1])}"
     st = f"{p.supertrend[0]}_{_p(p.supertrend[1])}"
     k, ks, d = p.stoch
-    stoch = f"{k}_{ks}_{d}"
+    sto = f"{k}_{ks}_{d}"
     return [
         (f"sma_{p.sma}", p.sma), (f"ema_{p.ema}", p.ema), (f"wma_{p.wma}", p.wma),
         (f"rsi_{p.rsi}", p.rsi + 1),
@@ -160,7 +161,7 @@ def _bar_features(p: BarFeatureParams) -> list[tuple[str, int]]:
         *[(f"bb_{part}_{bb}", p.bollinger[0])
           for part in ("upper", "middle", "lower", "pctb", "width")],
         (f"supertrend_{st}", p.supertrend[0] + 1), (f"supertrend_dir_{st}", p.supertrend[0] + 1),
-        (f"stoch_k_{stoch}", k + ks - 1), (f"stoch_d_{stoch}", k + ks + d - 2),
+        (f"stoch_k_{sto}", k + ks - 1), (f"stoch_d_{sto}", k + ks + d - 2),
         (f"adx_{p.adx}", 2 * p.adx), (f"plus_di_{p.adx}", p.adx + 1),
         (f"minus_di_{p.adx}", p.adx + 1),
         ("obv", 1),

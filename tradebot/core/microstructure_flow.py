@@ -12,15 +12,59 @@ from numba import njit
 from tradebot.core.rolling import (
     NAN,
     check_period,
-    comoment_add,
-    comoment_remove,
-    comoment_two_pass,
     idx,
     is_flat,
     m2_lost_precision,
     rolling_sum_nonneg,
     window_sum_nonneg,
 )
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def comoment_add(
+    m: tuple[float, float, float, float], k: int, x: float, y: float
+) -> tuple[float, float, float, float]:
+    """Add the `k`-th pair to (mean x, mean y, sum of squared x deviations, co-moment)."""
+    mx, my, m2x, cxy = m
+    dx = x - mx
+    mx += dx / k
+    my += (y - my) / k
+    return mx, my, m2x + dx * (x - mx), cxy + dx * (y - my)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def comoment_remove(
+    m: tuple[float, float, float, float], k: int, x: float, y: float
+) -> tuple[float, float, float, float]:
+    """Remove a pair from moments over `k + 1` pairs, leaving moments over `k`."""
+    mx, my, m2x, cxy = m
+    nx = mx - (x - mx) / k
+    ny = my - (y - my) / k
+    return nx, ny, m2x - (x - nx) * (x - mx), cxy - (x - nx) * (y - my)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def comoment_two_pass(
+    x: np.ndarray, xs: int, y: np.ndarray, ys: int, n: int, first: int
+) -> tuple[float, float, float, float]:
+    """Return moments of the pairs (x[xs+j], y[ys+j]) visiting ring slots from `first` on."""
+    sx = 0.0
+    sy = 0.0
+    for j in range(n):
+        k = (first + j) % n
+        sx += x[xs + k]
+        sy += y[ys + k]
+    mx = sx / n
+    my = sy / n
+    m2x = 0.0
+    cxy = 0.0
+    for j in range(n):
+        k = (first + j) % n
+        dx = x[xs + k] - mx
+        m2x += dx * dx
+        cxy += dx * (y[ys + k] - my)
+    return mx, my, m2x, cxy
+
 
 # --- VPIN: block [V, n, buckets, buy, sell, filled, sum, pos, ring(n)] -----------------------
 

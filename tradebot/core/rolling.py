@@ -351,52 +351,6 @@ def rolling_moments(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return means, m2s
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def comoment_add(
-    m: tuple[float, float, float, float], k: int, x: float, y: float
-) -> tuple[float, float, float, float]:
-    """Add the `k`-th pair to (mean x, mean y, sum of squared x deviations, co-moment)."""
-    mx, my, m2x, cxy = m
-    dx = x - mx
-    mx += dx / k
-    my += (y - my) / k
-    return mx, my, m2x + dx * (x - mx), cxy + dx * (y - my)
-
-
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def comoment_remove(
-    m: tuple[float, float, float, float], k: int, x: float, y: float
-) -> tuple[float, float, float, float]:
-    """Remove a pair from moments over `k + 1` pairs, leaving moments over `k`."""
-    mx, my, m2x, cxy = m
-    nx = mx - (x - mx) / k
-    ny = my - (y - my) / k
-    return nx, ny, m2x - (x - nx) * (x - mx), cxy - (x - nx) * (y - my)
-
-
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def comoment_two_pass(
-    x: np.ndarray, xs: int, y: np.ndarray, ys: int, n: int, first: int
-) -> tuple[float, float, float, float]:
-    """Return moments of the pairs (x[xs+j], y[ys+j]) visiting ring slots from `first` on."""
-    sx = 0.0
-    sy = 0.0
-    for j in range(n):
-        k = (first + j) % n
-        sx += x[xs + k]
-        sy += y[ys + k]
-    mx = sx / n
-    my = sy / n
-    m2x = 0.0
-    cxy = 0.0
-    for j in range(n):
-        k = (first + j) % n
-        dx = x[xs + k] - mx
-        m2x += dx * dx
-        cxy += dx * (y[ys + k] - my)
-    return mx, my, m2x, cxy
-
-
 def warmup() -> None:
     """Compile every helper of this module with production types."""
     s = np.zeros(8)
@@ -421,6 +375,3 @@ def warmup() -> None:
     rolling_sum_nonneg(x, 2)
     rolling_sum_signed(x, 2)
     rolling_moments(x, 2)
-    m = comoment_add((0.0, 0.0, 0.0, 0.0), 1, 1.0, 2.0)
-    comoment_remove(m, 1, 1.0, 2.0)
-    comoment_two_pass(x, 0, x, 0, 4, 0)

@@ -14,6 +14,7 @@ from tradebot.core import fused
 from tradebot.core import indicators as ind
 from tradebot.core import indicators_adx as adx
 from tradebot.core import indicators_stats as stats
+from tradebot.core import indicators_stoch as sto
 from tradebot.core import indicators_trend as trend
 from tradebot.core import indicators_volume as vol
 from tradebot.core.fused_layout import BarFeatureParams, bar_layout
@@ -25,7 +26,7 @@ def batch_features(p: BarFeatureParams, h: np.ndarray, lo: np.ndarray, c: np.nda
     return [
         ind.sma(c, p.sma), ind.ema(c, p.ema), ind.wma(c, p.wma), ind.rsi(c, p.rsi),
         *trend.macd(c, *p.macd), trend.atr(h, lo, c, p.atr), *stats.bollinger(c, *p.bollinger),
-        *trend.supertrend(h, lo, c, *p.supertrend), *stats.stoch(h, lo, c, *p.stoch),
+        *trend.supertrend(h, lo, c, *p.supertrend), *sto.stoch(h, lo, c, *p.stoch),
         *adx.adx(h, lo, c, p.adx), vol.obv(c, v), *vol.vwap(h, lo, c, v, p.vwap),
         stats.realized_vol(c, p.realized_vol), stats.zscore(c, p.zscore), stats.roc(c, p.roc),
     ]

@@ -18,6 +18,7 @@ from tests.unit.core.realdata import CANDLE_FILES, Candles
 from tradebot.core import indicators as ind
 from tradebot.core import indicators_adx as adx
 from tradebot.core import indicators_stats as stats
+from tradebot.core import indicators_stoch as sto
 from tradebot.core import indicators_trend as trend
 from tradebot.core import indicators_volume as vol
 
@@ -78,8 +79,8 @@ def check_all(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.n
     assert_identical(_vector_run(trend.supertrend_update, trend.supertrend_state(n, 3.0), 2,
                                  h, lo, c), np.array(trend.supertrend(h, lo, c, n, 3.0)),
                      "supertrend")
-    assert_identical(_vector_run(stats.stoch_update, stats.stoch_state(n, 3, 2), 2, h, lo, c),
-                     np.array(stats.stoch(h, lo, c, n, 3, 2)), "stoch")
+    assert_identical(_vector_run(sto.stoch_update, sto.stoch_state(n, 3, 2), 2, h, lo, c),
+                     np.array(sto.stoch(h, lo, c, n, 3, 2)), "stoch")
     assert_identical(_vector_run(adx.adx_update, adx.adx_state(n + 1), 3, h, lo, c),
                      np.array(adx.adx(h, lo, c, n + 1)), "adx")
     assert_identical(_vector_run(vol.vwap_update, vol.vwap_state(n), 2, h, lo, c, v),

@@ -10,6 +10,7 @@ from tests.unit.core.checks import assert_close, first_valid
 from tests.unit.core.realdata import CANDLE_FILES, Candles
 from tradebot.core import indicators as ind
 from tradebot.core import indicators_stats as stats
+from tradebot.core import indicators_stoch as sto
 from tradebot.core import indicators_trend as trend
 from tradebot.core import indicators_volume as vol
 
@@ -63,6 +64,6 @@ def test_flat_windows_read_as_flat_not_as_rounding_noise() -> None:
     assert np.isnan(pctb[-20:]).all() and (width[-20:] == 0.0).all()
     assert np.isnan(stats.zscore(x, 20)[-20:]).all()
     assert (stats.realized_vol(x, 20)[-20:] == 0.0).all()
-    slow_k, pct_d = stats.stoch(x, x, x, 14, 3, 3)
+    slow_k, pct_d = sto.stoch(x, x, x, 14, 3, 3)
     assert (slow_k[-20:] == 50.0).all() and (pct_d[-20:] == 50.0).all()
     assert (ind.rsi(np.full(40, 2.0), 14)[14:] == 50.0).all()

@@ -10,6 +10,7 @@ from tests.unit.core.realdata import CANDLE_FILES, Candles
 from tradebot.core import indicators as ind
 from tradebot.core import indicators_adx as adx
 from tradebot.core import indicators_stats as stats
+from tradebot.core import indicators_stoch as sto
 from tradebot.core import indicators_trend as trend
 from tradebot.core import indicators_volume as vol
 
@@ -86,7 +87,7 @@ def test_bollinger_bands_match_talib_and_pctb_width_follow_from_them(candles: Ca
 
 def test_stochastic_matches_talib_where_the_window_has_a_range(candles: Candles) -> None:
     k = candles
-    slow_k, pct_d = stats.stoch(k.high, k.low, k.close, 14, 3, 3)
+    slow_k, pct_d = sto.stoch(k.high, k.low, k.close, 14, 3, 3)
     t_k, t_d = talib.STOCH(k.high, k.low, k.close, 14, 3, 0, 3, 0)
     assert first_valid(slow_k) == 15  # TA-Lib holds %K back until %D exists (17)
     _same_start(pct_d, t_d, "%d")
