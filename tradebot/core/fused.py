@@ -10,7 +10,9 @@ side)` feed one book snapshot or one trade to the microstructure features. State
 Each call first checks its input and returns a code; anything but OK leaves state and `out`
 untouched, so the caller can count rejections:
 OK; NOT_FINITE (NaN or infinity); NEGATIVE (a price <= 0 or a size < 0); INCONSISTENT (high
-below low, open or close outside them; a crossed book; a side other than -1, 0, 1).
+below low, open or close outside them; a crossed book; a side other than -1, 0, 1);
+BAD_SHAPE (a state not made by the layout, or a bar, book or out array too short: the
+kernels do no bounds checks, so these are refused before anything is read).
 """
 
 from __future__ import annotations
@@ -23,14 +25,20 @@ from numba import njit
 from tradebot.core.fused_layout import (
     ADX,
     ATR,
+    BAR_HEAD,
+    BAR_OUT,
+    BAR_SIZE,
     BB,
     EMA,
     M_DEPTH,
     M_KYLE,
     M_OFI,
+    M_SIZE,
     M_TFI,
     M_VPIN,
     MACD,
+    MICRO_HEAD,
+    MICRO_OUT,
     OBV,
     ROC,
     RSI,
@@ -69,7 +77,7 @@ from tradebot.core.microstructure import (
 from tradebot.core.microstructure_flow import kyle_lambda_step, vpin_step
 from tradebot.core.rolling import idx
 
-OK, NOT_FINITE, NEGATIVE, INCONSISTENT = 0, 1, 2, 3
+OK, NOT_FINITE, NEGATIVE, INCONSISTENT, BAD_SHAPE = 0, 1, 2, 3, 4
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -110,6 +118,10 @@ def _bar_indicators(s: np.ndarray, h: float, lo: float, c: float, v: float,
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _update_bar(state: np.ndarray, bar: np.ndarray, out: np.ndarray) -> int:
+    # No bounds checks inside: a state, bar or out of the wrong length is refused up front.
+    if state.size < BAR_HEAD or state[BAR_SIZE] != state.size or bar.size < 5 or (
+            out.size < BAR_OUT):
+        return BAD_SHAPE
     code = check_bar(bar)
     if code == OK:
         _bar_indicators(state, bar[1], bar[2], bar[3], bar[4], out)
@@ -165,6 +177,9 @@ def check_book(book: np.ndarray, depth: int) -> int:
 @njit(cache=True, nogil=True, error_model="numpy")
 def update_book(state: np.ndarray, book: np.ndarray, out: np.ndarray) -> int:
     """Feed one book snapshot `book[4, levels]`; update the book features in `out`."""
+    if state.size < MICRO_HEAD or state[M_SIZE] != state.size or out.size < MICRO_OUT or (
+            book.shape[0] != 4 or book.shape[1] < 1):
+        return BAD_SHAPE
     depth = idx(state[M_DEPTH])
     code = check_book(book, depth)
     if code != OK:
@@ -185,6 +200,8 @@ def update_book(state: np.ndarray, book: np.ndarray, out: np.ndarray) -> int:
 def update_trade(state: np.ndarray, out: np.ndarray, price: float, size: float,
                  side: float) -> int:
     """Feed one trade (side +1 buy, -1 sell, 0 unknown); update the trade features in `out`."""
+    if state.size < MICRO_HEAD or state[M_SIZE] != state.size or out.size < MICRO_OUT:
+        return BAD_SHAPE
     if not (math.isfinite(price) and math.isfinite(size) and math.isfinite(side)):
         return NOT_FINITE
     if not (price > 0.0 and size >= 0.0):

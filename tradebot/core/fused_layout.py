@@ -21,12 +21,15 @@ from tradebot.core import indicators_volume as vol
 from tradebot.core import microstructure as micro
 from tradebot.core import microstructure_flow as flow
 
-# Block order in the bar state head; `fused.update_bar` reads offsets by these indices.
-SMA, EMA, WMA, RSI, MACD, ATR, BB, ST, STOCH, ADX, OBV, VWAP, RV, Z, ROC = range(15)
-BAR_HEAD = 15
-# Micro state head: [depth, then block offsets].
-M_DEPTH, M_OFI, M_TFI, M_VPIN, M_KYLE = range(5)
-MICRO_HEAD = 5
+# Block order in the bar state head; `fused.update_bar` reads offsets by these indices. The
+# last head slot holds the state's length, which the kernels check before touching anything.
+SMA, EMA, WMA, RSI, MACD, ATR, BB, ST, STOCH, ADX, OBV, VWAP, RV, Z, ROC, BAR_SIZE = range(16)
+BAR_HEAD = 16
+BAR_OUT = 26
+# Micro state head: [depth, block offsets, length].
+M_DEPTH, M_OFI, M_TFI, M_VPIN, M_KYLE, M_SIZE = range(6)
+MICRO_HEAD = 6
+MICRO_OUT = 9
 
 BAR_INPUT = ("open", "high", "low", "close", "volume")
 
@@ -185,6 +188,7 @@ def bar_layout(params: BarFeatureParams | None = None) -> FeatureLayout:
     if _shares_window(p):
         template[Z] = -1.0
         blocks = tuple(b for b in blocks if b[2] > 0)
+    template[BAR_SIZE] = template.size
     return FeatureLayout(
         names=tuple(n for n, _ in features),
         warmup=tuple(w for _, w in features),
@@ -208,9 +212,10 @@ def micro_layout(params: MicroFeatureParams | None = None) -> FeatureLayout:
         ("kyle", flow.kyle_lambda_size(p.kyle_window),
          lambda s, o: flow.kyle_lambda_init(s, o, p.kyle_window)),
     ]
-    template, blocks = _pack([float(p.depth), 0.0, 0.0, 0.0, 0.0], specs)
+    template, blocks = _pack([float(p.depth)] + [0.0] * (MICRO_HEAD - 1), specs)
     for i, (_, off, _) in enumerate(blocks):
         template[M_OFI + i] = off
+    template[M_SIZE] = template.size
     vpin = f"vpin_{_p(p.vpin_bucket_volume)}_{p.vpin_buckets}"
     features = [
         ("spread", 1, "book"), ("mid", 1, "book"), ("microprice", 1, "book"),

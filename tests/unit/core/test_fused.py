@@ -17,7 +17,13 @@ from tradebot.core import indicators_stats as stats
 from tradebot.core import indicators_stoch as sto
 from tradebot.core import indicators_trend as trend
 from tradebot.core import indicators_volume as vol
-from tradebot.core.fused_layout import BarFeatureParams, bar_layout
+from tradebot.core.fused_layout import (
+    BAR_OUT,
+    MICRO_OUT,
+    BarFeatureParams,
+    bar_layout,
+    micro_layout,
+)
 
 
 def batch_features(p: BarFeatureParams, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
@@ -74,6 +80,25 @@ def test_layout_names_follow_the_features_command_convention() -> None:
                      "supertrend_10_3", "adx_14"):
         assert expected in names
     assert len(set(names)) == len(names)
+    assert len(names) == BAR_OUT and len(micro_layout().names) == MICRO_OUT
+
+
+def test_a_state_or_array_of_the_wrong_length_is_refused_untouched() -> None:
+    layout = bar_layout()
+    state, out = layout.new_state(), layout.new_out()
+    bar = np.array([1.0, 1.2, 0.9, 1.1, 10.0])
+    other = bar_layout(BarFeatureParams(sma=30)).new_state()
+    for args in ((state[:-1].copy(), bar, out), (state, bar[:4].copy(), out),
+                 (state, bar, out[:-1].copy()), (other[:state.size].copy(), bar, out)):
+        before = [a.copy() for a in args]
+        assert fused.update_bar(*args) == fused.BAD_SHAPE
+        for a, b in zip(args, before, strict=True):
+            assert_identical(a, b)
+    micro = micro_layout()
+    ms, mout = micro.new_state(), micro.new_out()
+    assert fused.update_book(ms, np.ones((3, 5)), mout) == fused.BAD_SHAPE
+    assert fused.update_trade(ms[:-1].copy(), mout, 1.0, 1.0, 1.0) == fused.BAD_SHAPE
+    assert fused.update_trade(ms, mout[:-1].copy(), 1.0, 1.0, 1.0) == fused.BAD_SHAPE
 
 
 def test_declared_warmup_is_when_each_feature_first_appears() -> None:
