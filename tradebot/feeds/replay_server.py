@@ -8,15 +8,18 @@ live code path (FeedRunner, the venue Feed) therefore runs end to end offline, a
 the end of the recording equal a clean replay's. Faults for tests: `drop_connections()` cuts
 every connection mid-stream; `silent` stops all traffic (frames, acks and pongs).
 
-A venue's server side is a `VenueProtocol`: acks, pongs, which instrument a frame belongs to,
-and snapshot rendering. Kraken (v1, the recorded protocol) and OKX are here.
+A venue's server side is a `VenueProtocol`: greetings, acks, pongs, which subscription a frame
+belongs to, snapshot rendering and the REST endpoints it answers from the mirror. Here: Kraken
+(v1, the recorded protocol), OKX v5, Binance (spot, USD-M, COIN-M combined streams), Bybit v5,
+KuCoin (bullet-public, welcome, level2 REST) and Coinbase (Advanced Trade and Exchange).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,7 +35,7 @@ from tradebot.bus import Bus
 from tradebot.clock import SimClock, monotonic
 from tradebot.domain import Instrument
 from tradebot.errors import DataError
-from tradebot.feeds import kraken, okx
+from tradebot.feeds import binance, bybit, coinbase, kraken, kucoin, okx
 from tradebot.feeds.base import Feed
 from tradebot.feeds.book import BookSync
 from tradebot.feeds.registry import build_feed
@@ -72,13 +75,26 @@ def _levels(book: BookSync, side: int) -> list[tuple[int, int]]:
 
 
 class VenueProtocol(Protocol):
-    """The server side of a venue's public websocket."""
+    """The server side of a venue's public websocket and REST endpoints."""
+
+    # True where the URL subscribes (Binance): the timeline starts when a client connects,
+    # not at its first message.
+    subscribes_by_url: bool
+
+    def on_connect(self, client: Client) -> list[str]:
+        """Return the frames a new connection gets first (a welcome); read its URL."""
 
     def on_message(self, text: str, client: Client) -> list[str]:
         """Answer a client message (acks, pongs, snapshots); update its subscriptions."""
 
-    def frame_symbol(self, frame: bytes) -> str | None:
-        """Return the venue symbol a frame belongs to (None: not instrument data)."""
+    def frame_key(self, frame: bytes) -> str | None:
+        """Return the subscription a frame needs (None: every client gets it)."""
+
+    def render(self, text: str, client: Client) -> str:
+        """Return a frame as this client sees it (a per-connection sequence number)."""
+
+    def rest(self, method: str, path: str, query: Mapping[str, str]) -> bytes | None:
+        """Return a REST body rendered from the mirror (None: not one of these endpoints)."""
 
 
 CLIENT_QUEUE = 100_000  # frames queued for one client; a venue drops a slower consumer
@@ -91,6 +107,18 @@ class Client:
     ws: ServerConnection
     symbols: set[str] = field(default_factory=set)
     queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(CLIENT_QUEUE))
+    sequence: int = 0  # the connection's message counter, where the venue numbers them
+
+    @property
+    def query(self) -> dict[str, str]:
+        """Return the query parameters of the URL the client connected with."""
+        request = self.ws.request
+        return dict(parse_qsl(urlsplit(request.path).query)) if request is not None else {}
+
+    def next_sequence(self) -> int:
+        """Return this connection's next message number (0 first)."""
+        self.sequence += 1
+        return self.sequence - 1
 
     def send(self, text: str) -> None:
         """Queue a frame; a client too slow to keep up is disconnected."""
@@ -101,15 +129,42 @@ class Client:
                 self.ws.transport.abort()
 
 
-class KrakenV1Protocol:
-    """Kraken websocket v1: `{"event":"subscribe","pair":[...],"subscription":{...}}`."""
+class BaseProtocol:
+    """What most venues share: no greeting, frames unchanged, no REST of their own."""
+
+    subscribes_by_url = False
 
     def __init__(self, server: ReplayServer) -> None:
         self.server = server
+
+    def on_connect(self, client: Client) -> list[str]:
+        """Return nothing: the client speaks first."""
+        return []
+
+    def render(self, text: str, client: Client) -> str:
+        """Return the frame unchanged."""
+        return text
+
+    def rest(self, method: str, path: str, query: Mapping[str, str]) -> bytes | None:
+        """Return None: only recorded REST bodies are served."""
+        return None
+
+    def valid_book(self, venue_symbol: str) -> BookSync | None:
+        """Return the mirror's book of a venue symbol while it is synced, else None."""
+        inst = self.server.instrument(venue_symbol)
+        book = self.server.mirror.books.get(inst.id) if inst is not None else None
+        return book if book is not None and book.valid else None
+
+
+class KrakenV1Protocol(BaseProtocol):
+    """Kraken websocket v1: `{"event":"subscribe","pair":[...],"subscription":{...}}`."""
+
+    def __init__(self, server: ReplayServer) -> None:
+        super().__init__(server)
         self.channel_ids: dict[str, int] = {}
 
-    def frame_symbol(self, frame: bytes) -> str | None:
-        """Return the pair of a channel frame."""
+    def frame_key(self, frame: bytes) -> str | None:
+        """Return the pair of a book frame."""
         if not frame.startswith(b"["):
             return None
         try:
@@ -164,15 +219,12 @@ class KrakenV1Protocol:
         return orjson.dumps([cid, side, channel, pair]).decode()
 
 
-class OkxProtocol:
+class OkxProtocol(BaseProtocol):
     """OKX v5 public: `{"op":"subscribe","args":[{"channel":..,"instId":..}]}`, text ping."""
 
-    def __init__(self, server: ReplayServer) -> None:
-        self.server = server
-
-    def frame_symbol(self, frame: bytes) -> str | None:
-        """Return the instId of a push frame."""
-        if not frame.startswith(b'{"arg":'):
+    def frame_key(self, frame: bytes) -> str | None:
+        """Return the instId of a book push frame."""
+        if not frame.startswith(b'{"arg":') or b'"books"' not in frame[:60]:
             return None
         try:
             return okx.route(frame)[1].decode()
@@ -230,15 +282,291 @@ class OkxProtocol:
             data["prevSeqId"] = -1
         return data
 
-    def rest_book(self, inst_id: str) -> bytes | None:
+    def rest(self, method: str, path: str, query: Mapping[str, str]) -> bytes | None:
         """Return a REST `/api/v5/market/books` body (only where the stream has seqIds)."""
-        book = self._book(inst_id)
+        if path != okx.BOOKS_PATH:
+            return None
+        book = self._book(query.get("instId", ""))
         if book is None or book.last_seq == -1:
             return None
         return orjson.dumps({"code": "0", "msg": "", "data": [self.book_data(book)]})
 
 
+class NotReady(Exception):
+    """A REST endpoint the mirror answers, asked before the mirror's book is synced."""
+
+
+def rfc3339(ns: int) -> str:
+    """Render ns since the epoch as RFC 3339 UTC with 9 decimals (Coinbase's `timestamp`)."""
+    seconds, frac = divmod(ns, 1_000_000_000)
+    return f"{datetime.fromtimestamp(seconds, tz=UTC):%Y-%m-%dT%H:%M:%S}.{frac:09d}Z"
+
+
+def _text_after(frame: bytes, key: bytes, limit: int = -1) -> str | None:
+    # The string value that follows `key` (`"topic":"`), within the first `limit` bytes.
+    start = frame.find(key, 0, limit if limit > 0 else len(frame))
+    if start < 0:
+        return None
+    start += len(key)
+    end = frame.find(b'"', start)
+    return frame[start:end].decode() if end > start else None
+
+
+def _pairs(book: BookSync, side: int, depth: int = 1_000_000) -> list[list[str]]:
+    inst = book.instrument
+    return [[canonical(p, inst.price_decimals), canonical(s, inst.size_decimals)]
+            for p, s in _levels(book, side)[:depth]]
+
+
+class BinanceProtocol(BaseProtocol):
+    """Binance combined streams: the URL's `?streams=` subscribes (`SUBSCRIBE` adds more);
+    the REST depth snapshot is the mirror's book at request time."""
+
+    subscribes_by_url = True
+
+    def on_connect(self, client: Client) -> list[str]:
+        """Subscribe the symbols of the URL's streams; Binance sends no greeting."""
+        self._update(client, client.query.get("streams", "").split("/"), add=True)
+        return []
+
+    def frame_key(self, frame: bytes) -> str | None:
+        """Return the upper-case symbol of a combined-stream frame."""
+        if not frame.startswith(b'{"stream":"'):
+            return None
+        return frame[11:frame.find(b"@", 11)].decode().upper()
+
+    def on_message(self, text: str, client: Client) -> list[str]:
+        """Answer `SUBSCRIBE`/`UNSUBSCRIBE` with `{"result":null,"id":..}`."""
+        msg = orjson.loads(text)
+        method = msg.get("method")
+        if method not in ("SUBSCRIBE", "UNSUBSCRIBE"):
+            return [orjson.dumps({"error": {"code": 2, "msg": f"Invalid request: {method}"},
+                                  "id": msg.get("id")}).decode()]
+        self._update(client, [str(p) for p in msg.get("params") or []],
+                     add=method == "SUBSCRIBE")
+        return [orjson.dumps({"result": None, "id": msg.get("id")}).decode()]
+
+    def _update(self, client: Client, streams: list[str], add: bool) -> None:
+        # Subscriptions are kept per symbol: every recorded channel of it is served.
+        for stream in streams:
+            symbol = stream.partition("@")[0].upper()
+            if symbol and add:
+                client.symbols.add(symbol)
+            elif symbol:
+                client.symbols.discard(symbol)
+
+    def rest(self, method: str, path: str, query: Mapping[str, str]) -> bytes | None:
+        """Return a `/api/v3/depth` (or `/fapi`, `/dapi`) body from the mirror."""
+        spec = binance.VENUES[self.server.mirror.venue]
+        if path != spec.depth_path:
+            return None
+        book = self.valid_book(query.get("symbol", ""))
+        if book is None:
+            raise NotReady
+        limit = int(query.get("limit", "100"))
+        body: dict[str, Any] = {"lastUpdateId": book.last_seq}
+        if spec.futures:
+            ms = book.last_message_ns // 1_000_000
+            body |= {"E": ms, "T": ms}
+        body |= {"bids": _pairs(book, 1, limit), "asks": _pairs(book, -1, limit)}
+        return orjson.dumps(body)
+
+
+def _bybit_key(topic: str) -> str:
+    # `orderbook.{depth}.{symbol}` -> `orderbook.{symbol}`: one book whatever depth is asked.
+    channel, _, rest = topic.partition(".")
+    return f"{channel}.{rest.rpartition('.')[2]}"
+
+
+class BybitProtocol(BaseProtocol):
+    """Bybit v5 public: `op: subscribe` acked, `op: ping` ponged, every orderbook
+    (re)subscription answered with a snapshot of the mirror's book."""
+
+    CONN_ID = "replay-server"
+
+    def frame_key(self, frame: bytes) -> str | None:
+        """Return the subscription of a topic frame (depth left out)."""
+        topic = _text_after(frame, b'"topic":"', 64)
+        return _bybit_key(topic) if topic is not None else None
+
+    def on_message(self, text: str, client: Client) -> list[str]:
+        """Ack (un)subscriptions, answer pings, send book snapshots on subscribe."""
+        msg = orjson.loads(text)
+        op, req_id = msg.get("op"), msg.get("req_id", "")
+        if op == "ping":
+            return [self._reply(op, req_id, True, "pong")]
+        if op not in ("subscribe", "unsubscribe"):
+            return [self._reply(str(op), req_id, False, f"Invalid op: {op}")]
+        out = [self._reply(op, req_id, True, "")]
+        for topic in msg.get("args") or []:
+            key = _bybit_key(str(topic))
+            if op == "unsubscribe":
+                client.symbols.discard(key)
+                continue
+            client.symbols.add(key)
+            if key.startswith("orderbook."):
+                snapshot = self._snapshot(str(topic), key.partition(".")[2])
+                if snapshot is not None:
+                    out.append(snapshot)
+        return out
+
+    def _reply(self, op: str, req_id: str, success: bool, ret_msg: str) -> str:
+        return orjson.dumps({"success": success, "ret_msg": ret_msg, "conn_id": self.CONN_ID,
+                             "req_id": req_id, "op": op}).decode()
+
+    def _snapshot(self, topic: str, symbol: str) -> str | None:
+        book = self.valid_book(symbol)
+        if book is None:
+            return None
+        depth_text = topic.split(".")[1] if topic.count(".") == 2 else ""
+        depth = int(depth_text) if depth_text.isdigit() else 1_000_000
+        ms = book.last_message_ns // 1_000_000
+        return orjson.dumps({
+            "topic": topic, "type": "snapshot", "ts": ms,
+            "data": {"s": symbol, "b": _pairs(book, 1, depth), "a": _pairs(book, -1, depth),
+                     "u": book.last_seq, "seq": book.last_seq},
+            "cts": ms}).decode()
+
+
+class KucoinProtocol(BaseProtocol):
+    """KuCoin: `POST /api/v1/bullet-public` grants this server's websocket, a token and
+    `pingInterval`; `welcome` on connect, `ack`, ping/pong; REST level2 from the mirror."""
+
+    TOKEN = "replay-server-token"  # noqa: S105 - a public connect token, not a secret
+    SNAPSHOT_DEPTH = 100  # the public partial book (`level2_100`)
+
+    def __init__(self, server: ReplayServer) -> None:
+        super().__init__(server)
+        self.ping_interval_ms = 18_000
+        self.pings = 0
+        self.bullets = 0
+
+    def on_connect(self, client: Client) -> list[str]:
+        """Greet the connection with `welcome` (its `connectId`)."""
+        return [orjson.dumps({"id": client.query.get("connectId", ""),
+                              "type": "welcome"}).decode()]
+
+    def frame_key(self, frame: bytes) -> str | None:
+        """Return the topic of a data frame (`/market/level2:BTC-USDT`)."""
+        return _text_after(frame, b'"topic":"')
+
+    def on_message(self, text: str, client: Client) -> list[str]:
+        """Answer pings; (un)subscribe each `channel:symbol` of a topic, acked on request."""
+        msg = orjson.loads(text)
+        kind, msg_id = msg.get("type"), msg.get("id")
+        if kind == "ping":
+            self.pings += 1
+            return [orjson.dumps({"id": msg_id, "type": "pong"}).decode()]
+        if kind not in ("subscribe", "unsubscribe"):
+            return [orjson.dumps({"id": msg_id, "type": "error", "code": 404,
+                                  "data": f"unknown type {kind}"}).decode()]
+        channel, _, symbols = str(msg.get("topic", "")).partition(":")
+        keys = {f"{channel}:{s}" for s in symbols.split(",") if s}
+        if kind == "subscribe":
+            client.symbols |= keys
+        else:
+            client.symbols -= keys
+        return [orjson.dumps({"id": msg_id, "type": "ack"}).decode()] if msg.get("response") \
+            else []
+
+    def rest(self, method: str, path: str, query: Mapping[str, str]) -> bytes | None:
+        """Answer bullet-public, the level2 snapshot and the (v1 or v2) symbol list."""
+        if path == kucoin.BULLET_PATH and method == "POST":
+            self.bullets += 1
+            server = {"endpoint": self.server.ws_url, "encrypt": False, "protocol": "websocket",
+                      "pingInterval": self.ping_interval_ms, "pingTimeout": 10_000}
+            return orjson.dumps({"code": "200000", "data": {"token": self.TOKEN,
+                                                            "instanceServers": [server]}})
+        if path == kucoin.INSTRUMENTS_PATH:
+            return self.server.recorded_body("/api/v1/symbols")
+        if path != kucoin.SNAPSHOT_PATH:
+            return None
+        book = self.valid_book(query.get("symbol", ""))
+        if book is None:
+            raise NotReady
+        depth = self.SNAPSHOT_DEPTH
+        return orjson.dumps({"code": "200000", "data": {
+            "time": book.last_message_ns // 1_000_000, "sequence": str(book.last_seq),
+            "bids": _pairs(book, 1, depth), "asks": _pairs(book, -1, depth)}})
+
+
+class CoinbaseProtocol(BaseProtocol):
+    """Coinbase Advanced Trade (`coinbase`: one `subscribe` per channel, every message in the
+    connection's `sequence_num` envelope, a `snapshot` event on each level2 (re)subscription)
+    and the Exchange feed (`coinbase_exchange`: `subscriptions` reply, `snapshot` frames)."""
+
+    BOOK_CHANNELS = ("level2", "level2_batch", "l2_data")
+
+    def __init__(self, server: ReplayServer) -> None:
+        super().__init__(server)
+        self.advanced = coinbase.VENUES[server.mirror.venue].advanced
+
+    def frame_key(self, frame: bytes) -> str | None:
+        """Return the product of a book frame (others go to every client)."""
+        head = frame[:40]
+        if (b'"l2_data"' in head if self.advanced
+                else b'"l2update"' in head or b'"snapshot"' in head):
+            return _text_after(frame, b'"product_id":"')
+        return None
+
+    def render(self, text: str, client: Client) -> str:
+        """Number Advanced Trade messages per connection, as the venue does."""
+        if not self.advanced:
+            return text
+        doc = orjson.loads(text)
+        doc["sequence_num"] = client.next_sequence()
+        return orjson.dumps(doc).decode()
+
+    def on_message(self, text: str, client: Client) -> list[str]:
+        """Answer (un)subscriptions; a level2 subscription gets each book's snapshot."""
+        msg = orjson.loads(text)
+        op = msg.get("type")
+        if op not in ("subscribe", "unsubscribe"):
+            return [self._envelope("error", message=f"unknown type {op}")]
+        products = [str(p) for p in msg.get("product_ids") or []]
+        channels = [msg.get("channel")] if self.advanced else \
+            [c if isinstance(c, str) else c.get("name") for c in msg.get("channels") or []]
+        books = any(c in self.BOOK_CHANNELS for c in channels)
+        out = []
+        if books and op == "unsubscribe":
+            client.symbols.difference_update(products)
+        elif books:
+            client.symbols.update(products)
+            out += [s for s in map(self._snapshot, products) if s is not None]
+        subs = {str(c): products for c in channels}
+        if self.advanced:
+            return [self._envelope("subscriptions", events=[{"subscriptions": subs}]), *out]
+        return [orjson.dumps({"type": "subscriptions", "channels": [
+            {"name": c, "product_ids": p} for c, p in subs.items()]}).decode(), *out]
+
+    def _envelope(self, channel: str, **fields: Any) -> str:
+        if not self.advanced:
+            return orjson.dumps({"type": channel, **fields}).decode()
+        return orjson.dumps({"channel": channel, "client_id": "",
+                             "timestamp": rfc3339(self.server.clock.now_ns()),
+                             "sequence_num": 0, **fields}).decode()
+
+    def _snapshot(self, product: str) -> str | None:
+        book = self.valid_book(product)
+        if book is None:
+            return None
+        if not self.advanced:
+            return orjson.dumps({"type": "snapshot", "product_id": product,
+                                 "bids": _pairs(book, 1), "asks": _pairs(book, -1)}).decode()
+        when = rfc3339(book.last_message_ns)
+        updates = [{"side": side, "event_time": when, "price_level": p, "new_quantity": s}
+                   for side, sign in (("bid", 1), ("offer", -1)) for p, s in _pairs(book, sign)]
+        return orjson.dumps({"channel": "l2_data", "client_id": "", "timestamp": when,
+                             "sequence_num": 0, "events": [
+                                 {"type": "snapshot", "product_id": product,
+                                  "updates": updates}]}).decode()
+
+
 PROTOCOLS: dict[str, type] = {"kraken": KrakenV1Protocol, "okx": OkxProtocol}
+PROTOCOLS.update({venue: BinanceProtocol for venue in binance.VENUES})
+PROTOCOLS.update({venue: BybitProtocol for venue in bybit.VENUES})
+PROTOCOLS.update({venue: KucoinProtocol for venue in kucoin.VENUES})
+PROTOCOLS.update({venue: CoinbaseProtocol for venue in coinbase.VENUES})
 
 
 class ReplayServer:
@@ -293,6 +621,7 @@ class ReplayServer:
         self.ws_port = self._ws.sockets[0].getsockname()[1]
         app = web.Application()
         app.router.add_get("/{tail:.*}", self._rest)
+        app.router.add_post("/{tail:.*}", self._rest)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, http_port)
@@ -344,6 +673,8 @@ class ReplayServer:
                 self.mirror.on_frame(entry.payload, entry.ts)
                 self.played += 1
                 self._broadcast(entry.payload)
+            elif entry.kind == "rest":
+                self._mirror_rest(entry)
             elif entry.kind == "connect":
                 self.mirror.reset_books("connect")
         self.done.set()
@@ -364,19 +695,33 @@ class ReplayServer:
         elif n % 64 == 0:
             await asyncio.sleep(0)
 
+    def _mirror_rest(self, entry: Entry) -> None:
+        # A recorded REST snapshot: the mirror takes it as the recorded client did.
+        feed = self.mirror
+        if entry.url:
+            if feed.is_instruments_url(feed.venue, entry.url):
+                return
+            inst = feed.instrument_for_url(entry.url)
+        else:  # hftbacktest: the snapshot of the file's single depth stream
+            symbols = self.recording.depth_symbols
+            inst = self.instrument(symbols[0]) if len(symbols) == 1 else None
+        if inst is None:
+            return
+        try:
+            feed.on_snapshot(feed.parse_snapshot(entry.payload, inst, entry.ts))
+        except DataError as exc:
+            feed.parse_error("snapshot", exc, entry.payload)
+
     def _broadcast(self, frame: bytes) -> None:
         if self.silent or not self.clients:
             return
-        symbol = self.protocol.frame_symbol(frame)
+        protocol = self.protocol
+        key = protocol.frame_key(frame)
         text = frame.decode()
         for client in self.clients:
-            if symbol is None or symbol in client.symbols or not self._is_book(frame):
+            if key is None or key in client.symbols:
                 self.sent += 1
-                client.send(text)
-
-    def _is_book(self, frame: bytes) -> bool:
-        return b'"books"' in frame[:60] or (frame.startswith(b"[") and
-                                            b'"book-' in frame[-60:])
+                client.send(protocol.render(text, client))
 
     async def _writer(self, client: Client) -> None:
         try:
@@ -393,17 +738,23 @@ class ReplayServer:
         self.connections += 1
         writer = asyncio.get_running_loop().create_task(self._writer(client),
                                                         name="replay-server:writer")
+        protocol = self.protocol
+        if not self.silent:
+            for reply in protocol.on_connect(client):
+                client.send(protocol.render(reply, client))
+        if protocol.subscribes_by_url:
+            self._started.set()
         try:
             async for message in ws:
                 if self.silent:
                     continue
                 text = message if isinstance(message, str) else message.decode()
                 try:
-                    replies = self.protocol.on_message(text, client)
+                    replies = protocol.on_message(text, client)
                 except (ValueError, TypeError, AttributeError, KeyError) as exc:
                     replies = [orjson.dumps({"event": "error", "msg": str(exc)}).decode()]
                 for reply in replies:
-                    client.send(reply)
+                    client.send(protocol.render(reply, client))
                 self._started.set()
         except websockets.ConnectionClosed:
             pass
@@ -422,14 +773,22 @@ class ReplayServer:
             entries += read_rest_lines(listing)
         return {_route(e.url): e.payload for e in entries}
 
+    def recorded_body(self, path: str, query: tuple[tuple[str, str], ...] = ()) -> bytes | None:
+        """Return the recorded REST body of a path and sorted query (instrument lists)."""
+        return self._rest_bodies.get((path, query))
+
     async def _rest(self, request: web.Request) -> web.Response:
-        if self.silent:
-            await asyncio.sleep(30)
-        key = (request.path, tuple(sorted(request.query.items())))
-        body = self._rest_bodies.get(key)
-        if body is None and isinstance(self.protocol, OkxProtocol) and \
-                request.path == okx.BOOKS_PATH:
-            body = self.protocol.rest_book(request.query.get("instId", ""))
+        # A silent server hangs its REST answers too, until it speaks again (30 s at most).
+        for _ in range(600):
+            if not self.silent:
+                break
+            await asyncio.sleep(0.05)
+        try:
+            body = self.protocol.rest(request.method, request.path, request.query)
+        except NotReady:
+            return web.Response(status=503, text="book not synced yet")
+        if body is None:
+            body = self.recorded_body(request.path, tuple(sorted(request.query.items())))
         if body is None:
             return web.Response(status=404, text="not in this recording")
         return web.Response(body=body, content_type="application/json")
