@@ -34,3 +34,19 @@ def test_readiness_names_every_reason(tmp_path: Path) -> None:
     assert any("book BTC-USDT buffering" in r for r in detail["reasons"])
     assert set(detail["venues"]["binance"]["books"]) == {"BTC-USDT", "ETH-USDT"}
     a.close()
+
+
+def test_numba_cache_directory_is_keyed_by_the_kernel_sources() -> None:
+    import os
+    import subprocess
+    import sys
+
+    def cache_dir(env: dict[str, str]) -> str:
+        code = "import tradebot, os; print(os.environ['NUMBA_CACHE_DIR'])"
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, check=True).stdout.strip()
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    keyed = cache_dir({**env, "NUMBA_CACHE_DIR": "/tmp/tradebot-base"})
+    assert keyed.startswith("/tmp/tradebot-base/") and len(keyed.rsplit("/", 1)[1]) == 16
+    assert cache_dir({**env, "NUMBA_CACHE_DIR": keyed}) == keyed  # a child keeps its parent's
