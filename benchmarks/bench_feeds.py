@@ -12,7 +12,10 @@ Ratios are peer time / tradebot time (above 1: tradebot is faster). Every figure
 median of REPEATS passes. Run: `python -m benchmarks feeds`.
 
 Other venues add themselves to VENUES: (venue, recording, cryptofeed class name, checksum
-format of order-book or None, a function extracting order-book updates from one frame).
+format of order-book or None, a function extracting order-book updates from one frame). Binance
+(USD-M hftbacktest capture), Bybit v5 (its own dump), KuCoin (level2 bridged to the recorded
+REST snapshots) and Coinbase (the Exchange session) have tradebot figures only so far; their
+recorded REST snapshots reach the feed untimed, as in a replay.
 """
 
 from __future__ import annotations
@@ -66,8 +69,9 @@ class Venue:
     recording: str
     cryptofeed: str | None
     checksum_format: str | None
-    updates: Callable[[bytes], Update | None]
+    updates: Callable[[bytes], Update | None] | None
     is_book: Callable[[bytes], bool]
+    skip: tuple[str, ...] = ()  # symbols the recording cannot sync (no usable snapshot)
 
 
 VENUES = [
@@ -75,15 +79,61 @@ VENUES = [
           lambda f: f.startswith(b"[") and b'"book-' in f[-40:]),
     Venue("okx", "cryptofeed/OKX.ws.1.0", "OKX", "OKX", okx_updates,
           lambda f: f.startswith(b'{"arg":{"channel":"books"')),
+    Venue("binance_usdm", "binance_hftbacktest/usdm/btcusdt_20240808.gz", None, None, None,
+          lambda f: f.startswith(b'{"stream":"btcusdt@depth')),
+    Venue("bybit_linear", "bybit_v5/xrpusdt-ob500.data.zip", None, None, None,
+          lambda f: f.startswith(b'{"topic":"orderbook.')),
+    Venue("kucoin", "cryptofeed/KUCOIN.ws.1.0", None, None, None,
+          lambda f: b'"subject":"trade.l2update"' in f, skip=("BSV-USDT", "LTX-USDT")),
+    Venue("coinbase_exchange", "cryptofeed/COINBASE.ws.28.0", None, None, None,
+          lambda f: f.startswith(b'{"type":"l2update"')),
 ]
 
+Entry = tuple[int, str, str, bytes]  # (ts ns, "frame" | "rest", url, payload)
 
-def frames_of(v: Venue) -> tuple[Any, list[tuple[int, bytes]]]:
-    from tradebot.feeds.replay import inspect, read_entries
 
-    rec = inspect(DATA / v.recording)
-    frames = [(e.ts, e.payload) for e in read_entries(rec.path, rec.framing) if e.kind == "frame"]
-    return rec, frames
+def _bybit_linear_xrp() -> Any:
+    from tradebot.domain import Instrument, InstrumentId, MarketKind
+
+    # XRPUSDT as Bybit's instruments-info lists it (tick 0.0001, step 1).
+    return Instrument(id=InstrumentId("XRP-USDT-PERP", "bybit_linear"), venue_symbol="XRPUSDT",
+                      kind=MarketKind.LINEAR_PERP, base="XRP", quote="USDT",
+                      tick_size=Decimal("0.0001"), lot_size=Decimal(1),
+                      min_notional=Decimal(5))
+
+
+def frames_of(v: Venue) -> tuple[list[Any], list[Entry]]:
+    """Return a recording's instruments and its frames and REST snapshots in time order."""
+    import zipfile
+
+    from tradebot.config import load_config
+    from tradebot.feeds.replay import inspect, read_entries, read_lines
+
+    path = DATA / v.recording
+    if path.suffix == ".zip":  # Bybit's dump: one v5 message per line, times in `ts` (ms)
+        with zipfile.ZipFile(path) as archive:
+            lines = archive.read(archive.namelist()[0]).splitlines()
+        return [_bybit_linear_xrp()], [(json.loads(f)["ts"] * 1_000_000, "frame", "", f)
+                                       for f in lines]
+    rec = inspect(path, v.venue)
+    if rec.framing == "hftbacktest":
+        configured = load_config(environ={}).instrument_map().values()
+        insts = [i for i in configured
+                 if i.id.venue == v.venue and i.venue_symbol in rec.depth_symbols]
+        return insts, [(ts, "rest" if f.startswith(b'{"lastUpdateId"') else "frame", "", f)
+                       for ts, f in read_lines(path)]
+    insts = [i for i in rec.instruments if i.id.symbol not in v.skip]
+    return insts, [(e.ts, e.kind, e.url, e.payload) for e in read_entries(rec.path, rec.framing)
+                   if e.kind in ("frame", "rest")]
+
+
+def _rest(feed: Any, url: str, body: bytes, ts: int) -> None:
+    # A recorded REST snapshot (untimed): to its instrument's book, as a replay does.
+    if url and feed.is_instruments_url(feed.venue, url):
+        return
+    inst = feed.instrument_for_url(url) if url else next(iter(feed.instruments.values()))
+    if inst is not None:
+        feed.on_snapshot(feed.parse_snapshot(body, inst, ts))
 
 
 def run_tradebot(v: Venue) -> dict[str, float]:
@@ -93,24 +143,34 @@ def run_tradebot(v: Venue) -> dict[str, float]:
     from tradebot.feeds.registry import build_feed
 
     warmup_all()
-    rec, frames = frames_of(v)
+    instruments, entries = frames_of(v)
+    frames = sum(kind == "frame" for _, kind, _, _ in entries)
     per_msg: list[int] = []
     rates = []
     for _ in range(REPEATS):
-        feed = build_feed(rec.venue, rec.instruments, Bus(), SimClock())
+        feed = build_feed(v.venue, instruments, Bus(), SimClock())
         feed.reset_books("connect")
-        started = time.perf_counter_ns()
-        for ts, frame in frames:
-            feed.on_frame(frame, ts)
-        rates.append(len(frames) / ((time.perf_counter_ns() - started) / 1e9))
+        elapsed = 0
+        for ts, kind, url, payload in entries:
+            if kind == "rest":
+                _rest(feed, url, payload, ts)
+                continue
+            started = time.perf_counter_ns()
+            feed.on_frame(payload, ts)
+            elapsed += time.perf_counter_ns() - started
+        rates.append(frames / (elapsed / 1e9))
         assert sum(b.checksums_failed for b in feed.books.values()) == 0
-    feed = build_feed(rec.venue, rec.instruments, Bus(), SimClock())
+        assert all(b.valid for b in feed.books.values()), f"{v.venue}: a book never synced"
+    feed = build_feed(v.venue, instruments, Bus(), SimClock())
     for _ in range(REPEATS):
         feed.reset_books("connect")
-        for ts, frame in frames:
+        for ts, kind, url, payload in entries:
+            if kind == "rest":
+                _rest(feed, url, payload, ts)
+                continue
             t0 = time.perf_counter_ns()
-            feed.on_frame(frame, ts)
-            if v.is_book(frame):
+            feed.on_frame(payload, ts)
+            if v.is_book(payload):
                 per_msg.append(time.perf_counter_ns() - t0)
     per_msg.sort()
     return {"book_msgs": len(per_msg) // REPEATS, "median_us": statistics.median(per_msg) / 1e3,
@@ -147,13 +207,16 @@ def _std_symbol(cls: Any, inst: Any) -> str:
 
 
 def run_cryptofeed(v: Venue) -> dict[str, float] | None:
+    if v.cryptofeed is None:
+        return None
     try:
         from cryptofeed.defines import L2_BOOK
     except ImportError:
         return None
     cls = _cryptofeed_class(v)
-    rec, frames = frames_of(v)
-    std = [_std_symbol(cls, i) for i in rec.instruments]
+    instruments, entries = frames_of(v)
+    frames = [(ts, f) for ts, kind, _, f in entries if kind == "frame"]
+    std = [_std_symbol(cls, i) for i in instruments]
     per_msg: list[int] = []
 
     async def one_pass() -> None:
@@ -173,12 +236,16 @@ def run_cryptofeed(v: Venue) -> dict[str, float] | None:
 
 
 def run_order_book(v: Venue) -> dict[str, float] | None:
+    extract = v.updates
+    if extract is None:
+        return None
     try:
         from order_book import OrderBook
     except ImportError:
         return None
-    _, frames = frames_of(v)
-    updates = [u for _, f in frames if v.is_book(f) and (u := v.updates(f)) is not None]
+    _, entries = frames_of(v)
+    updates = [u for _, kind, _, f in entries
+               if kind == "frame" and v.is_book(f) and (u := extract(f)) is not None]
     per_msg: list[int] = []
     for _ in range(REPEATS):
         books: dict[str, Any] = {}
@@ -216,7 +283,7 @@ def versions() -> str:
 
 def main() -> int:
     print(f"python {sys.version.split()[0]}; peers: {versions()}; median of {REPEATS} passes")
-    header = (f"{'venue':<8}{'book msgs':>10}{'tradebot µs':>13}{'p99':>8}{'msgs/s':>11}"
+    header = (f"{'venue':<18}{'book msgs':>10}{'tradebot µs':>13}{'p99':>8}{'msgs/s':>11}"
               f"{'cryptofeed µs':>15}{'ratio':>7}{'order-book µs':>15}{'ratio':>7}")
     print(header)
     for v in VENUES:
@@ -227,7 +294,7 @@ def main() -> int:
             else f"{'-':>15}{'-':>7}"
         ob_txt = f"{ob['median_us']:>15.2f}{ob['median_us'] / ours['median_us']:>7.1f}" if ob \
             else f"{'-':>15}{'-':>7}"
-        print(f"{v.venue:<8}{ours['book_msgs']:>10}{ours['median_us']:>13.2f}"
+        print(f"{v.venue:<18}{ours['book_msgs']:>10}{ours['median_us']:>13.2f}"
               f"{ours['p99_us']:>8.1f}{ours['session_msgs_per_s']:>11,.0f}{cf_txt}{ob_txt}")
     print("tradebot/cryptofeed: decode + apply + checksum of one book message; order-book: "
           "apply + checksum of pre-decoded levels (no decode); msgs/s: whole session.")
