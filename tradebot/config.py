@@ -200,6 +200,15 @@ class WatchdogConfig:
     startup_book_timeout_s: float = opt(30.0, min=0.0, max=600.0)
 
 
+@dataclass(frozen=True, slots=True)
+class FeaturesConfig:
+    enabled: bool = True
+    bar_interval_s: float = opt(60.0, min=1.0, max=86_400.0)
+    # A time bar closes on the clock this long after its interval ends, so trades that
+    # arrive a little late still land in their own bar.
+    bar_close_grace_s: float = opt(1.0, min=0.0, max=60.0)
+
+
 def _spot(symbol: str, venue_symbol: str, tick: str, lot: str, min_notional: str) -> Any:
     base, quote = symbol.split("-")[:2]
     return InstrumentConfig(
@@ -243,6 +252,7 @@ class Config:
         [StrategyConfig(name="ema_cross", kind="ema_cross", params={})]
     )
     watchdog: WatchdogConfig = opt(WatchdogConfig())
+    features: FeaturesConfig = opt(FeaturesConfig())
     source: str = "<defaults>"
 
     def instrument_map(self) -> dict[InstrumentId, Instrument]:

@@ -40,6 +40,30 @@ class Trade:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Bar:
+    """A completed time bar built from public trades; `ts_event` is when it closed (ns).
+
+    `vwap` is NaN when the bar's volume is zero; `buy_volume`/`sell_volume` count the trades
+    whose aggressor the venue told.
+    """
+
+    instrument: InstrumentId
+    interval_ns: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    vwap: float
+    trades: int
+    buy_volume: float
+    sell_volume: float
+    ts_open: int
+    ts_event: int
+    ts_init: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Quote:
     """The venue's best bid and offer message (Binance `bookTicker`)."""
 
