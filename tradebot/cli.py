@@ -1,4 +1,4 @@
-"""`tradebot run | replay | record | serve-recording | check-config | version`; exit codes.
+"""`tradebot run | replay | record | serve-recording | features | check-config | version`.
 
 Exit codes: 0 ok; 1 a broken invariant or unexpected error (systemd restarts); 2 usage;
 65 bad input data (EX_DATAERR); 66 missing input file (EX_NOINPUT); 78 bad config (EX_CONFIG,
@@ -64,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
                      help="multiple of recorded time (default 1)")
     srv.add_argument("--fps", type=float, default=0.0,
                      help="frames per second instead of recorded time")
+    fp = sub.add_parser("features", help="bar indicators of an OHLCV CSV (date,open,high,"
+                        "low,close,volume), one column each")
+    fp.add_argument("file", type=Path, help="candles CSV, optionally gzip-compressed")
+    fp.add_argument("--out", type=Path, help="output CSV (default: stdout)")
+    fp.add_argument("--incremental", action="store_true",
+                    help="compute through the incremental kernel (same output as the batch)")
     cc = sub.add_parser("check-config", help="validate a config file and exit")
     cc.add_argument("path", nargs="?", type=Path, help="config file (default: as for run)")
     sub.add_parser("version", help="print the version")
@@ -76,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "version":
         print(f"tradebot {__version__}")
         return EX_OK
+    if args.command == "features":
+        return _features(args)
     path = args.config
     if args.command == "check-config" and args.path is not None:
         path = args.path
@@ -118,6 +126,20 @@ def _guarded(config: Config, args: argparse.Namespace) -> int:
         # A task of the live TaskGroup failed: report the first cause, exit non-zero.
         log.critical("service_failed", error=repr(group.exceptions[0]), exc_info=group)
         return EX_SOFTWARE
+
+
+def _features(args: argparse.Namespace) -> int:
+    from tradebot.features_cli import run
+
+    try:
+        run(args.file, args.out, args.incremental)
+    except FileNotFoundError as exc:
+        print(f"tradebot: {exc}", file=sys.stderr)
+        return EX_NOINPUT
+    except DataError as exc:
+        print(f"tradebot: {args.file}: {exc}", file=sys.stderr)
+        return EX_DATAERR
+    return EX_OK
 
 
 def _run(config: Config) -> int:

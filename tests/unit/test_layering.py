@@ -19,7 +19,7 @@ LAYERS = {
     "features": 2,
     "server": 3, "systemd": 3,
     "app": 4,
-    "cli": 5, "__main__": 5,
+    "cli": 5, "features_cli": 5, "__main__": 5,
 }
 PEERS = {"feeds", "strategies", "risk", "execution", "portfolio", "store", "features"}
 
