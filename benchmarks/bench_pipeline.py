@@ -115,11 +115,14 @@ def bare_python() -> float:
 
 
 def main() -> None:
+    from tradebot.log import setup_logging
+
+    setup_logging("warning", "console", sys.stderr)
     if not RECORDING.exists():
         print(f"skipped: {RECORDING} not found (set TRADEBOT_DATA_DIR)")
         return
     replay_once()  # warm the numba cache and the page cache
-    rates, p50s, p99s, depth_p99s = [], [], [], []
+    rates, p50s, p99s = [], [], []
     for _ in range(REPEATS):
         summary, t = replay_once()
         rates.append(summary["messages_per_second"])
@@ -144,7 +147,7 @@ def main() -> None:
     print(f"startup to READY=1 (warm cache)   : {ready:.2f} s  (budget <= 2 s; "
           f"bare python -c pass {bare:.2f} s, ratio {ready / bare:.1f}x)")
     print(f"resident memory while streaming   : {rss:.0f} MB  (budget <= 150 MB)")
-    print(f"(medians of {REPEATS} runs; depth_p99 samples {len(depth_p99s)})")
+    print(f"(medians of {REPEATS} runs)")
 
 
 if __name__ == "__main__":
