@@ -64,7 +64,7 @@ class FeedConfig:
     venue: str = opt("binance", choices=("binance", "binance_usdm", "binance_coinm", "bybit",
                                           "bybit_linear", "bybit_inverse", "kucoin",
                                           "coinbase", "coinbase_exchange", "kraken",
-                                          "okx"))
+                                          "kraken_futures", "okx"))
     symbols: list[str] = opt(["BTC-USDT", "ETH-USDT"])
     ws_url: str = ""  # empty: the venue's public endpoint
     rest_url: str = ""  # empty: the venue's public REST endpoint

@@ -16,6 +16,8 @@ from tradebot.feeds.coinbase import VENUES as COINBASE_VENUES
 from tradebot.feeds.coinbase import CoinbaseFeed
 from tradebot.feeds.kraken import VENUES as KRAKEN_VENUES
 from tradebot.feeds.kraken import KrakenFeed
+from tradebot.feeds.kraken_futures import VENUES as KRAKEN_FUTURES_VENUES
+from tradebot.feeds.kraken_futures import KrakenFuturesFeed
 from tradebot.feeds.kucoin import VENUES as KUCOIN_VENUES
 from tradebot.feeds.kucoin import KucoinFeed
 from tradebot.feeds.okx import VENUES as OKX_VENUES
@@ -28,6 +30,7 @@ FEEDS.update({venue: BybitFeed for venue in BYBIT_VENUES})
 FEEDS.update({venue: KucoinFeed for venue in KUCOIN_VENUES})
 FEEDS.update({venue: CoinbaseFeed for venue in COINBASE_VENUES})
 FEEDS.update({venue: KrakenFeed for venue in KRAKEN_VENUES})
+FEEDS.update({venue: KrakenFuturesFeed for venue in KRAKEN_FUTURES_VENUES})
 FEEDS.update({venue: OkxFeed for venue in OKX_VENUES})
 
 

@@ -41,8 +41,8 @@ _TRADEBOT_HEADER = b"#tradebot"
 # cryptofeed's file names -> our venue names.
 CRYPTOFEED_VENUES = {
     "BINANCE": "binance", "BINANCE_FUTURES": "binance_usdm", "BINANCE_DELIVERY": "binance_coinm",
-    "KRAKEN": "kraken", "OKX": "okx", "KUCOIN": "kucoin", "COINBASE": "coinbase",
-    "BYBIT": "bybit",
+    "KRAKEN": "kraken", "KRAKEN_FUTURES": "kraken_futures", "OKX": "okx", "KUCOIN": "kucoin",
+    "COINBASE": "coinbase", "BYBIT": "bybit",
 }
 _CF_NAME = re.compile(r"^(?P<name>[A-Z_]+)\.ws\.\d+\.\d+$")
 _CF_CONNECT = re.compile(rb"^(\S+) <-> (\d+(?:\.\d+)?)$")
