@@ -26,6 +26,7 @@ from tradebot.execution.engine import ExecutionEngine
 from tradebot.execution.liquidation import Liquidator
 from tradebot.execution.paper import PaperVenue
 from tradebot.execution.toxicity import FillToxicity
+from tradebot.features import FeatureEngine
 from tradebot.feeds.base import Feed, FeedRunner, register_feed_metrics
 from tradebot.feeds.registry import build_feed, feed_class
 from tradebot.feeds.replay import Recording, ReplayDriver, first_timestamp
@@ -115,7 +116,12 @@ class App:
                                         config.paper.funding_interval_h)
         self.writer = StoreWriter(self.engine, config.state.writer_queue_size,
                                   config.state.writer_batch_size)
-        self.strategies = StrategyRunner(bus, clock, self.portfolio, self.instruments)
+        # Subscribed before the strategies, so a strategy reading features sees this event's.
+        self.features = FeatureEngine(bus, clock, self.books, config.features)
+        if config.features.enabled:
+            self.features.subscribe()
+        self.strategies = StrategyRunner(bus, clock, self.portfolio, self.instruments,
+                                         self.features.features)
         traded = frozenset(self.books)
         for sc in config.strategies:
             wanted = frozenset(InstrumentId.parse(t) for t in sc.instruments) or traded
@@ -166,6 +172,10 @@ class App:
                           trigger=row.trigger, trigger_price=row.trigger_price)
             self.execution.restore(order, row.status, row.filled, row.notional, row.fills)
 
+    def _start_features(self) -> None:
+        if self.config.features.enabled:
+            self.features.start()
+
     def register_metrics(self) -> None:
         """Expose scrape-time collectors."""
         self._unregister.append(register_bus_metrics(self.bus))
@@ -175,6 +185,7 @@ class App:
         """Flush and close the store, remove collectors (idempotent)."""
         self.portfolio.stop()
         self.funding.stop()
+        self.features.stop()
         if not self.writer.close():
             log.error("store_close_incomplete")
         self.engine.dispose()
@@ -229,7 +240,9 @@ class App:
         server = None
         if self.config.server.enabled:
             web = build_app(Readiness(self.readiness), self.portfolio.snapshot,
-                            lambda: db.recent_fills(self.engine), self._orders_json)
+                            lambda: db.recent_fills(self.engine), self._orders_json,
+                            bars=lambda iid, n: db.recent_bars(self.engine, iid, n),
+                            features=self.features.snapshot)
             server = HttpServer(web, self.config.server.host, self.config.server.port)
             await server.start()
             self.server = server
@@ -241,6 +254,7 @@ class App:
                     for v, feed in self.feeds.items()
                 ]
                 await self._await_books(stop, self.config.watchdog.startup_book_timeout_s)
+                self._start_features()
                 self.strategies.start()
                 self.ready = True
                 self.notifier.ready(self.status_line())
@@ -338,6 +352,7 @@ class App:
             self.clock.advance_to(first_timestamp(recordings[0].path))
         self.open_store()
         warmup_all()
+        self._start_features()
         self.strategies.start()
         self.ready = True
         driver = ReplayDriver(self.feeds, self.clock, recordings)

@@ -55,8 +55,11 @@ REASONS = {
 
 
 class _Units(Protocol):
-    price_decimals: int
-    size_decimals: int
+    @property
+    def price_decimals(self) -> int: ...
+
+    @property
+    def size_decimals(self) -> int: ...
 
 
 class BookArrays(Protocol):
@@ -73,6 +76,13 @@ class BookArrays(Protocol):
 
     @property
     def counts(self) -> np.ndarray: ...
+
+
+class BookSource(Protocol):
+    """A synced book as the feeds keep it (`BookSync`): the engine reads only `.book`."""
+
+    @property
+    def book(self) -> BookArrays: ...
 
 
 class _Instrument:
@@ -118,7 +128,7 @@ class FeatureView(Mapping[str, float]):
 class FeatureEngine:
     """Own every instrument's feature state; update it from the bus; publish completed bars."""
 
-    def __init__(self, bus: Bus, clock: Clock, books: Mapping[InstrumentId, BookArrays],
+    def __init__(self, bus: Bus, clock: Clock, books: Mapping[InstrumentId, BookSource],
                  config: FeaturesConfig, bar_params: BarFeatureParams | None = None,
                  micro_params: MicroFeatureParams | None = None) -> None:
         self._bus = bus
@@ -149,11 +159,15 @@ class FeatureEngine:
         """Return each feature's input kind ("bar", "book", "trade") and warm-up length."""
         return {name: (kind, n) for name, (_, _, kind, n) in self.slots.items()}
 
-    def start(self) -> None:
-        """Subscribe to books and trades and arm the bar-closing timer."""
+    def subscribe(self) -> None:
+        """Follow book updates and trades (before the strategies, so they read fresh values)."""
         self._bus.subscribe(BookUpdated, self.on_book)
         self._bus.subscribe(Trade, self.on_trade)
-        self._arm()
+
+    def start(self) -> None:
+        """Arm the timer that closes time bars in a quiet market (needs the running clock)."""
+        if self._timer is None:
+            self._arm()
 
     def stop(self) -> None:
         """Disarm the timer."""
@@ -189,11 +203,11 @@ class FeatureEngine:
 
     def on_book(self, event: BookUpdated) -> None:
         """Feed the top levels of the instrument's book to its microstructure features."""
-        book = self._books.get(event.instrument)
-        if book is None:
+        source = self._books.get(event.instrument)
+        if source is None:
             return
         state = self._state(event.instrument)
-        self._read_book(book, state)
+        self._read_book(source.book, state)
         code = fused.update_book(state.micro_state, state.book, state.micro_out)
         if code == fused.OK:
             state.seen["book"] += 1

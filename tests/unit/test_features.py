@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
 import math
+import pkgutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
 import pytest
 
+import tradebot.core
 from tests.conftest import metric
 from tests.unit.core.realdata import binance_book_ticker, xrp_eth_trades
 from tradebot.bus import Bus
@@ -17,6 +21,7 @@ from tradebot.clock import SimClock
 from tradebot.config import DEFAULT_INSTRUMENTS, FeaturesConfig
 from tradebot.core import bars, fused
 from tradebot.core.fused_layout import bar_layout, micro_layout
+from tradebot.core.warmup import MODULES
 from tradebot.domain import Instrument, InstrumentId, Side
 from tradebot.events import Bar, BookUpdated, Trade
 from tradebot.features import FeatureEngine
@@ -32,10 +37,19 @@ def trade(price: float, size: float, ts: int, side: Side = Side.BUY,
                  ts_event=ts, ts_init=ts)
 
 
+@dataclass
+class Source:
+    """Stands for the feeds' BookSync: the engine reads its `.book`."""
+
+    book: OrderBook
+
+
 def engine(clock: SimClock, books: dict[InstrumentId, OrderBook] | None = None,
            interval_s: float = 60.0) -> tuple[Bus, FeatureEngine, list[Bar]]:
     bus = Bus()
-    eng = FeatureEngine(bus, clock, books or {}, FeaturesConfig(bar_interval_s=interval_s))
+    sources = {iid: Source(b) for iid, b in (books or {}).items()}
+    eng = FeatureEngine(bus, clock, sources, FeaturesConfig(bar_interval_s=interval_s))
+    eng.subscribe()
     eng.start()
     published: list[Bar] = []
     bus.subscribe(Bar, published.append)
@@ -248,3 +262,13 @@ def test_each_event_is_one_feature_kernel_call(monkeypatch: pytest.MonkeyPatch) 
     # 5 trades over 2.5 minutes: two bars completed by trades.
     assert len(published) == 2
     assert calls == {"update_book": 7, "bar_update": 5, "update_trade": 5, "update_bar": 2}
+
+
+def test_warmup_compiles_every_core_module_that_has_a_warmup() -> None:
+    with_warmup = {
+        m.name for m in pkgutil.iter_modules(tradebot.core.__path__)
+        if m.name != "warmup"
+        and callable(getattr(importlib.import_module(f"tradebot.core.{m.name}"), "warmup", None))
+    }
+    assert with_warmup == set(MODULES)
+    assert {"bars", "fused", "indicators", "microstructure", "riskmath"} <= with_warmup

@@ -22,10 +22,43 @@ class Readiness:
         self.check = check
 
 
+BarsQuery = Callable[[str | None, int], list[dict[str, Any]]]
+MAX_BARS = 5000
+
+
+def _no_bars(_instrument: str | None, _limit: int) -> list[dict[str, Any]]:
+    return []
+
+
+def _limit(raw: str) -> int | None:
+    try:
+        limit = int(raw)
+    except ValueError:
+        return None
+    return limit if 1 <= limit <= MAX_BARS else None
+
+
+def _bars_handler(bars: BarsQuery) -> Callable[[web.Request], Any]:
+    async def api_bars(request: web.Request) -> web.Response:
+        limit = _limit(request.query.get("limit", "100"))
+        if limit is None:
+            return web.json_response({"error": f"limit must be an integer in 1..{MAX_BARS}"},
+                                     status=400)
+        return web.json_response(bars(request.query.get("instrument") or None, limit))
+
+    return api_bars
+
+
 def build_app(readiness: Readiness, portfolio: Callable[[], dict[str, Any]],
               fills: Callable[[], list[dict[str, Any]]],
-              orders: Callable[[], list[dict[str, Any]]]) -> web.Application:
-    """Return the aiohttp application with every route."""
+              orders: Callable[[], list[dict[str, Any]]], *,
+              bars: BarsQuery = _no_bars,
+              features: Callable[[], dict[str, Any]] = dict) -> web.Application:
+    """Return the aiohttp application with every route.
+
+    `bars(instrument or None, limit)` answers `/api/bars?instrument=...&limit=...` (newest
+    first); `features()` answers `/api/features` (instrument -> name -> value, null until warm).
+    """
     app = web.Application()
 
     async def metrics(_request: web.Request) -> web.Response:
@@ -48,6 +81,9 @@ def build_app(readiness: Readiness, portfolio: Callable[[], dict[str, Any]],
     async def api_orders(_request: web.Request) -> web.Response:
         return web.json_response(orders())
 
+    async def api_features(_request: web.Request) -> web.Response:
+        return web.json_response(features())
+
     async def index(_request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "index.html")
 
@@ -57,6 +93,8 @@ def build_app(readiness: Readiness, portfolio: Callable[[], dict[str, Any]],
     app.router.add_get("/api/portfolio", api_portfolio)
     app.router.add_get("/api/fills", api_fills)
     app.router.add_get("/api/orders", api_orders)
+    app.router.add_get("/api/bars", _bars_handler(bars))
+    app.router.add_get("/api/features", api_features)
     app.router.add_get("/", index)
     return app
 

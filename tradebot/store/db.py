@@ -123,6 +123,18 @@ def recent_fills(engine: Engine, limit: int = 100) -> list[dict[str, object]]:
     return out
 
 
+def recent_bars(engine: Engine, instrument: str | None = None,
+                limit: int = 100) -> list[dict[str, object]]:
+    """Return the latest completed bars as JSON-ready rows, newest first (one instrument or
+    all); `vwap` is None for a bar without volume."""
+    t = schema.bars
+    query = select(t).order_by(t.c.ts_close.desc(), t.c.seq.desc()).limit(limit)
+    if instrument is not None:
+        query = query.where(t.c.instrument == instrument)
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(query).mappings().all()]
+
+
 def load_funding(engine: Engine) -> list[FundingPayment]:
     """Return every recorded funding payment in the order it was applied."""
     t = schema.funding

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     Dialect,
     Float,
+    Index,
     Integer,
     MetaData,
     Numeric,
@@ -21,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class Money(TypeDecorator[Decimal]):
@@ -117,6 +118,27 @@ funding = Table(
     Column("rate", Money, nullable=False),
     Column("amount", Money, nullable=False),
     Column("currency", String(16), nullable=False),
+)
+
+# v3: completed time bars from the feature engine (`create_all` adds the table to older DBs).
+bars = Table(
+    "bars", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("instrument", String(64), nullable=False),
+    Column("interval_ns", BigInteger, nullable=False),
+    Column("ts_open", BigInteger, nullable=False),
+    Column("ts_close", BigInteger, nullable=False),
+    Column("open", Float, nullable=False),
+    Column("high", Float, nullable=False),
+    Column("low", Float, nullable=False),
+    Column("close", Float, nullable=False),
+    Column("volume", Float, nullable=False),
+    Column("vwap", Float),  # NULL for a bar of zero volume
+    Column("trades", Integer, nullable=False),
+    Column("buy_volume", Float, nullable=False),
+    Column("sell_volume", Float, nullable=False),
+    Column("ts_init", BigInteger, nullable=False),
+    Index("ix_bars_instrument_close", "instrument", "ts_close"),
 )
 
 # Columns each version added to tables that already existed, for `db.migrate`.

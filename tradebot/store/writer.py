@@ -9,6 +9,7 @@ stops pinging and systemd restarts the process, which then replays from what was
 from __future__ import annotations
 
 import json
+import math
 import queue
 import threading
 import time
@@ -22,7 +23,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from tradebot.bus import Bus
-from tradebot.events import EquitySnapshot, Fill, FillFlagged, FundingPayment, OrderUpdated
+from tradebot.events import (
+    Bar,
+    EquitySnapshot,
+    Fill,
+    FillFlagged,
+    FundingPayment,
+    OrderUpdated,
+)
 from tradebot.log import Throttle
 from tradebot.store import schema
 
@@ -48,7 +56,7 @@ class _Flush:
 
 
 class StoreWriter:
-    """Persist OrderUpdated, Fill and EquitySnapshot events from a bounded queue."""
+    """Persist orders, fills, equity, funding and completed bars from a bounded queue."""
 
     def __init__(self, engine: Engine, queue_size: int, batch_size: int) -> None:
         self._engine = engine
@@ -74,6 +82,7 @@ class StoreWriter:
         bus.subscribe(EquitySnapshot, self.put)
         bus.subscribe(FundingPayment, self.put)
         bus.subscribe(FillFlagged, self.put)
+        bus.subscribe(Bar, self.put)
 
     def put(self, item: object) -> None:
         """Enqueue a fact; block if the queue is full (never drop)."""
@@ -162,6 +171,9 @@ class StoreWriter:
         elif isinstance(item, FillFlagged):
             _add_flag(conn, item)
             STORE_WRITES.labels("fill_flags").inc()
+        elif isinstance(item, Bar):
+            conn.execute(insert(schema.bars).values(**bar_row(item)))
+            STORE_WRITES.labels("bars").inc()
         else:
             raise TypeError(f"store writer cannot persist {type(item).__name__}")
 
@@ -179,6 +191,16 @@ def fill_row(fill: Fill) -> dict[str, Any]:
         queue_ahead_fill=fill.queue_ahead_fill, entry_latency_ns=fill.entry_latency_ns,
         response_latency_ns=fill.response_latency_ns, arrival_mid=fill.arrival_mid,
         flags=",".join(fill.flags),
+    )
+
+
+def bar_row(bar: Bar) -> dict[str, Any]:
+    """Return the database row of a completed bar."""
+    return dict(
+        instrument=str(bar.instrument), interval_ns=bar.interval_ns, ts_open=bar.ts_open,
+        ts_close=bar.ts_event, open=bar.open, high=bar.high, low=bar.low, close=bar.close,
+        volume=bar.volume, vwap=None if math.isnan(bar.vwap) else bar.vwap, trades=bar.trades,
+        buy_volume=bar.buy_volume, sell_volume=bar.sell_volume, ts_init=bar.ts_init,
     )
 
 

@@ -16,6 +16,7 @@ from tradebot.domain import Instrument, InstrumentId, OrderType, PortfolioView, 
 from tradebot.errors import InvariantError
 from tradebot.events import (
     AmendOrder,
+    Bar,
     BookInvalidated,
     BookUpdated,
     CancelOrder,
@@ -70,6 +71,9 @@ class Strategy:
     def on_trade(self, event: Trade) -> None:
         """React to a public trade."""
 
+    def on_bar(self, event: Bar) -> None:
+        """React to a completed time bar (its features are already updated)."""
+
     def on_order(self, event: OrderUpdated) -> None:
         """React to one of this strategy's orders changing state."""
 
@@ -80,18 +84,32 @@ class Strategy:
         """React to one of this strategy's intents being denied by risk."""
 
 
+FeaturesOf = Callable[[InstrumentId], Mapping[str, float]]
+
+
+def _no_features(_instrument: InstrumentId) -> Mapping[str, float]:
+    return {}
+
+
 class StrategyContext:
-    """What a strategy can do: read the clock, instruments and portfolio; emit intents."""
+    """What a strategy can do: read the clock, instruments, portfolio and features; emit
+    intents."""
 
     def __init__(self, name: str, bus: Bus, clock: Clock, portfolio: PortfolioView,
-                 instruments: Mapping[InstrumentId, Instrument]) -> None:
+                 instruments: Mapping[InstrumentId, Instrument],
+                 features: FeaturesOf = _no_features) -> None:
         self.name = name
+        self._features = features
         self.clock = clock
         self.portfolio = portfolio
         self.instruments = instruments
         self._bus = bus
         self._ids = itertools.count(1)
         self._intent_metric = STRATEGY_INTENTS.labels(name)
+
+    def features(self, instrument: InstrumentId) -> Mapping[str, float]:
+        """Return the read-only features of `instrument`: name -> value, NaN until warm."""
+        return self._features(instrument)
 
     def submit(self, instrument: InstrumentId, side: Side, quantity: Decimal, *,
                order_type: OrderType = OrderType.MARKET, limit_price: Decimal | None = None,
@@ -128,8 +146,10 @@ class StrategyRunner:
     """Deliver bus events to strategies through one exception-catching wrapper."""
 
     def __init__(self, bus: Bus, clock: Clock, portfolio: PortfolioView,
-                 instruments: Mapping[InstrumentId, Instrument]) -> None:
+                 instruments: Mapping[InstrumentId, Instrument],
+                 features: FeaturesOf = _no_features) -> None:
         self._bus = bus
+        self._features = features
         self._clock = clock
         self._portfolio = portfolio
         self._instruments = instruments
@@ -140,7 +160,7 @@ class StrategyRunner:
     def add(self, strategy: Strategy, instruments: frozenset[InstrumentId] | None) -> None:
         """Register a strategy for `instruments` (None: all)."""
         strategy.bind(StrategyContext(strategy.name, self._bus, self._clock, self._portfolio,
-                                      self._instruments))
+                                      self._instruments, self._features))
         self._strategies.append((strategy, instruments))
 
     @property
@@ -154,6 +174,7 @@ class StrategyRunner:
         bus.subscribe(BookUpdated, lambda e: self._market(e, "on_book"))
         bus.subscribe(BookInvalidated, lambda e: self._market(e, "on_book_invalid"))
         bus.subscribe(Trade, lambda e: self._market(e, "on_trade"))
+        bus.subscribe(Bar, lambda e: self._market(e, "on_bar"))
         bus.subscribe(OrderUpdated, lambda e: self._own(e, e.strategy, "on_order"))
         bus.subscribe(Fill, lambda e: self._own(e, e.strategy, "on_fill"))
         bus.subscribe(OrderDenied, lambda e: self._own(e, e.intent.strategy, "on_denied"))
