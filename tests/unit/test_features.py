@@ -108,6 +108,10 @@ def test_a_fresh_instrument_reads_nan_for_every_feature() -> None:
     view = eng.features(XRP)
     assert set(view) == set(bar_layout().names) | set(micro_layout().names)
     assert all(math.isnan(v) for v in view.values())
+    declared = eng.warmup_lengths()
+    assert declared["rsi_14"] == ("bar", 15) and declared["spread"] == ("book", 1)
+    assert declared["trade_imbalance_100"] == ("trade", 100)
+    assert eng.names[: len(bar_layout().names)] == bar_layout().names
     with pytest.raises(KeyError):
         view["no_such_feature"]
     assert not hasattr(view, "__setitem__")

@@ -99,10 +99,12 @@ def test_a_wrong_header_is_line_1(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "line 1: header must be date,open,high,low,close,volume" in capsys.readouterr().err
 
 
-def test_a_file_without_a_header_names_line_1(tmp_path: Path) -> None:
+def test_a_file_without_a_header_names_line_1(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
     # The Binance kline dumps carry no header (and twelve columns): not this command's input.
     src = data_file("candles/ADABTC-1m-2021-11-27.csv")
     assert run_cli(tmp_path, src)[0] == 65
+    assert "line 1: header must be" in capsys.readouterr().err
 
 
 def test_a_missing_file_exits_66(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
