@@ -13,7 +13,7 @@ from tests.conftest import REPO
 def test_alert_rules_reference_only_real_metrics() -> None:
     text = (REPO / "config" / "prometheus-rules.yml").read_text()
     used = set(re.findall(r"\b(tradebot_[a-z_]+)", text))
-    known = set(REGISTRY._names_to_collectors)  # noqa: SLF001 - the registry's own index
+    known = set(REGISTRY._names_to_collectors)  # the registry's own index
     scraped = {"tradebot_feed_last_message_timestamp_seconds"}  # from the scrape-time collector
     missing = sorted(used - known - scraped)
     assert not missing, missing
