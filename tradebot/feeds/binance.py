@@ -9,19 +9,21 @@ Bridging rules (../shared/EXCHANGES.md §1):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
+import orjson
 
 from tradebot.bus import Bus
 from tradebot.clock import Clock
 from tradebot.config import FeedConfig
 from tradebot.core.jsonscan import MISSING, key_code, scan_object
-from tradebot.domain import Instrument, Side
+from tradebot.domain import Instrument, InstrumentId, MarketKind, Side
 from tradebot.errors import DataError
 from tradebot.events import BookSnapshot, FundingRate, MarkPrice, Quote, Trade
-from tradebot.feeds.base import Feed
+from tradebot.feeds.base import Feed, as_data_error
 from tradebot.feeds.book import Verdict
 from tradebot.feeds.parsing import decode
 
@@ -48,6 +50,10 @@ VENUES = {
                                "/dapi/v1/depth", "depth@100ms", futures=True),
 }
 CHANNELS = ("depth", "trade", "bookTicker", "markPrice")
+INSTRUMENTS_PATHS = {"binance": "/api/v3/exchangeInfo", "binance_usdm": "/fapi/v1/exchangeInfo",
+                     "binance_coinm": "/dapi/v1/exchangeInfo"}
+# Spot books publish sizes finer than the order lot (8 decimals on the wire).
+SPOT_SIZE_PRECISION = 8
 MARK_PRICE_STREAM = "markPrice@1s"  # futures only: mark, index and funding rate each second
 # The REST depth limits Binance accepts (other values are rejected by the venue).
 SPOT_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
@@ -165,6 +171,62 @@ def parse_snapshot(body: bytes, instrument: Instrument, ts_init: int) -> BookSna
     )
 
 
+def _instrument(row: dict, venue: str) -> Instrument | None:
+    # Spot and USD-M say `status`, COIN-M `contractStatus`.
+    if (row.get("status") or row.get("contractStatus")) != "TRADING":
+        return None
+    base, quote, symbol = row["baseAsset"], row["quoteAsset"], row["symbol"]
+    if not VENUES[venue].futures:
+        name, kind = f"{base}-{quote}", MarketKind.SPOT
+    else:
+        kind = MarketKind.LINEAR_PERP if venue == "binance_usdm" else MarketKind.INVERSE_PERP
+        # Dated contracts keep their own id (`BTCUSD_211231`): the domain has no dated kind.
+        name = f"{base}-{quote}-PERP" if row["contractType"] == "PERPETUAL" else symbol
+    # Books carry prices finer than today's tick (orders resting since a tick change): hold
+    # them at the wire's decimals, `quotePrecision` on spot and `pricePrecision` on futures.
+    futures = VENUES[venue].futures
+    price_precision = int(row["pricePrecision"] if futures else row["quotePrecision"])
+    filters = {f["filterType"]: f for f in row["filters"]}
+    notional = filters.get("NOTIONAL") or filters.get("MIN_NOTIONAL") or {}
+    # Spot says `minNotional`, USD-M `notional`; COIN-M has no notional filter.
+    min_notional = notional.get("minNotional") or notional.get("notional") or "0"
+    return Instrument(
+        id=InstrumentId(name, venue), venue_symbol=symbol, kind=kind, base=base, quote=quote,
+        tick_size=Decimal(filters["PRICE_FILTER"]["tickSize"]),
+        lot_size=Decimal(filters["LOT_SIZE"]["stepSize"]),
+        min_notional=Decimal(str(min_notional)),
+        contract_size=Decimal(str(row.get("contractSize", 1))),
+        price_precision=price_precision,
+        size_precision=int(row["quantityPrecision"]) if futures else SPOT_SIZE_PRECISION,
+    )
+
+
+@as_data_error
+def parse_instruments(body: bytes, venue: str) -> list[Instrument]:
+    """Parse an `exchangeInfo` body (spot, USD-M or COIN-M) into trading instruments."""
+    data = orjson.loads(body)
+    if not isinstance(data, dict) or not isinstance(data.get("symbols"), list):
+        raise DataError(f"exchangeInfo response has no symbols: {str(data)[:200]}")
+    return [inst for row in data["symbols"] if (inst := _instrument(row, venue)) is not None]
+
+
+def subscribed_symbols(client_frames: Sequence[bytes]) -> set[str]:
+    """Return the upper-case symbols of the streams a `?streams=` URL or SUBSCRIBE names."""
+    names: list[str] = []
+    for frame in client_frames:
+        text = frame.decode(errors="replace")
+        if "streams=" in text:
+            names += text.partition("streams=")[2].partition("&")[0].split("/")
+            continue
+        try:
+            msg = orjson.loads(frame)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(msg, dict) and isinstance(msg.get("params"), list):
+            names += [str(p) for p in msg["params"]]
+    return {name.partition("@")[0].upper() for name in names if "@" in name}
+
+
 def parse_trade(data: dict, instrument: Instrument, ts_init: int) -> Trade:
     """Parse a `trade` or `aggTrade` payload."""
     trade_id = data["t"] if data.get("e") == "trade" else data["a"]
@@ -259,6 +321,28 @@ class BinanceFeed(Feed):
     def parse_snapshot(self, body: bytes, instrument: Instrument, ts_init: int) -> BookSnapshot:
         """Parse a REST depth body."""
         return parse_snapshot(body, instrument, ts_init)
+
+    @classmethod
+    def instruments_url(cls, venue: str, config: FeedConfig) -> str:
+        """Return the market's exchangeInfo URL."""
+        return (config.rest_url or VENUES[venue].rest_url) + INSTRUMENTS_PATHS[venue]
+
+    @classmethod
+    def is_instruments_url(cls, venue: str, url: str) -> bool:
+        """Return True for the market's exchangeInfo URL."""
+        return venue in INSTRUMENTS_PATHS and INSTRUMENTS_PATHS[venue] in url
+
+    @classmethod
+    def parse_instruments(cls, venue: str, body: bytes) -> list[Instrument]:
+        """Parse exchangeInfo."""
+        return parse_instruments(body, venue)
+
+    @classmethod
+    def recorded_instruments(cls, client_frames: Sequence[bytes],
+                             instruments: Iterable[Instrument]) -> list[Instrument]:
+        """Return the instruments whose streams the recording's URL or SUBSCRIBE named."""
+        symbols = subscribed_symbols(client_frames)
+        return [i for i in instruments if i.venue_symbol.upper() in symbols]
 
     def instrument_of(self, stream: str) -> Instrument:
         """Return the instrument a stream name refers to; DataError when not subscribed."""

@@ -273,6 +273,8 @@ def _inspect_entries(path: Path, framing: str, venue: str | None) -> Recording:
             rest.append(entry)
         elif entry.kind == "connect" and venue is None and framing == "tradebot":
             venue = _header_venue(entry.payload)
+        elif entry.kind == "connect" and entry.url:
+            sent.append(entry.url.encode())  # a URL that subscribes (Binance `?streams=`)
     if venue is None and (m := _CF_NAME.match(path.name)) is not None:
         venue = CRYPTOFEED_VENUES.get(m.group("name"))
     if venue is None:
