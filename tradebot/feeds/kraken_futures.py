@@ -22,7 +22,7 @@ from tradebot.clock import Clock
 from tradebot.config import FeedConfig
 from tradebot.domain import Instrument, InstrumentId, MarketKind, Side
 from tradebot.errors import DataError
-from tradebot.events import BookSnapshot, Trade
+from tradebot.events import BookSnapshot, FundingRate, MarkPrice, Quote, Trade
 from tradebot.feeds.base import Feed, as_data_error
 from tradebot.feeds.book import Verdict
 from tradebot.feeds.parsing import decode, finite
@@ -34,7 +34,8 @@ WS_URL = "wss://futures.kraken.com/ws/v1"
 REST_URL = "https://futures.kraken.com"
 INSTRUMENTS_PATH = "/derivatives/api/v3/instruments"
 BOOK_FEED = "book"
-FEEDS = (BOOK_FEED, "trade", "ticker_lite")
+# `ticker` carries best bid/ask with sizes, mark and index price, and (perpetuals) funding.
+FEEDS = (BOOK_FEED, "trade", "ticker")
 # {"feed":"heartbeat","time":...} every minute: it keeps the connection's stale deadline
 # meaningful, since a quiet product's book sends nothing for minutes (no per-book deadline).
 HEARTBEAT_FEED = "heartbeat"
@@ -45,7 +46,7 @@ PREFIX_KINDS = {
 }
 ASSET_ALIASES = {"XBT": "BTC", "XDG": "DOGE"}
 # Frames accepted without an event: acks, the server's info, trade history at subscribe,
-# and ticker_lite (best bid/ask without sizes: the book says more).
+# and ticker_lite (the recording's: best bid/ask without sizes, where the book says more).
 _SILENT_FEEDS = ("trade_snapshot", "ticker_lite", HEARTBEAT_FEED)
 _SILENT_EVENTS = ("info", "subscribed", "unsubscribed", "alert")
 _MS = 1_000_000
@@ -188,6 +189,34 @@ def parse_trade(msg: dict, instrument: Instrument, ts_init: int) -> Trade:
                  trade_id=str(msg["uid"]), ts_event=int(msg["time"]) * _MS, ts_init=ts_init)
 
 
+@as_data_error
+def parse_ticker(msg: dict, instrument: Instrument,
+                 ts_init: int) -> tuple[Quote, MarkPrice | None, FundingRate | None]:
+    """Parse a `ticker` message: best bid/ask, mark price, and funding where it has one.
+
+    `relative_funding_rate` is the rate (a fraction per funding period); `funding_rate` is an
+    absolute amount per contract. `next_funding_rate_time` is epoch ms.
+    """
+    ts_event = int(msg["time"]) * _MS
+    quote = Quote(instrument=instrument.id, bid_price=finite(msg["bid"]),
+                  bid_size=finite(msg["bid_size"]), ask_price=finite(msg["ask"]),
+                  ask_size=finite(msg["ask_size"]), ts_event=ts_event, ts_init=ts_init)
+    mark = None
+    if msg.get("markPrice") is not None:
+        index = msg.get("index")
+        mark = MarkPrice(instrument=instrument.id, mark_price=finite(msg["markPrice"]),
+                         index_price=finite(index) if index is not None else None,
+                         ts_event=ts_event, ts_init=ts_init)
+    rate = msg.get("relative_funding_rate")
+    if rate is None:
+        return quote, mark, None
+    next_ms = msg.get("next_funding_rate_time")
+    funding = FundingRate(instrument=instrument.id, rate=finite(rate, low=None),
+                          next_funding_ns=int(next_ms) * _MS if next_ms else None,
+                          ts_event=ts_event, ts_init=ts_init)
+    return quote, mark, funding
+
+
 def subscribe(feed: str, product_ids: list[str], event: str = "subscribe") -> str:
     """Return an (un)subscribe message; the heartbeat feed takes no product ids."""
     msg: dict = {"event": event, "feed": feed}
@@ -218,7 +247,7 @@ class KrakenFuturesFeed(Feed):
         return config.ws_url or WS_URL
 
     def subscribe_messages(self) -> list[str]:
-        """Return the book, trade, ticker_lite and heartbeat subscriptions."""
+        """Return the book, trade, ticker and heartbeat subscriptions."""
         return self.connection_messages(list(self.instruments.values()))
 
     def connection_messages(self, instruments: Sequence[Instrument]) -> list[str]:
@@ -271,8 +300,18 @@ class KrakenFuturesFeed(Feed):
             self.books[inst.id].on_snapshot(parse_book_snapshot(msg, inst, ts_init))
         elif feed == "trade":
             self.bus.publish(parse_trade(msg, self._instrument(msg), ts_init))
+        elif feed == "ticker":
+            self._ticker(msg, ts_init)
         elif feed not in _SILENT_FEEDS:
             raise DataError(f"unknown feed {feed!r}")
+
+    def _ticker(self, msg: dict, ts_init: int) -> None:
+        quote, mark, funding = parse_ticker(msg, self._instrument(msg), ts_init)
+        if self.bus.wants(Quote):
+            self.bus.publish(quote)
+        for event in (mark, funding):
+            if event is not None:
+                self.bus.publish(event)
 
     def _event(self, msg: dict) -> None:
         event = msg["event"]

@@ -23,7 +23,7 @@ from tradebot.clock import SimClock
 from tradebot.config import FeedConfig
 from tradebot.domain import InstrumentId, MarketKind, Side
 from tradebot.errors import DataError
-from tradebot.events import BookInvalidated, Trade
+from tradebot.events import BookInvalidated, FundingRate, MarkPrice, Quote, Trade
 from tradebot.feeds import kraken_futures as kf
 from tradebot.feeds.base import Feed
 from tradebot.feeds.book import BookState, BookSync
@@ -194,6 +194,43 @@ def test_a_gap_resyncs_by_resubscribing_and_the_next_snapshot_heals_the_book() -
     assert book.valid and book.last_seq == 205
 
 
+# Built from the documented `ticker` fields (docs.kraken.com futures-websocket/ticker), not
+# recorded: the 2021 capture subscribed ticker_lite only. Values are illustrative.
+TICKER = (b'{"time":1627462526224,"feed":"ticker","product_id":"PI_XBTUSD","bid":39780.5,'
+          b'"ask":39800.5,"bid_size":5000.0,"ask_size":2500.0,"volume":1168580.0,"dtm":0,'
+          b'"leverage":"50x","index":39511.15,"premium":0.7,"last":39804.0,"change":5.8,'
+          b'"funding_rate":2.19e-8,"funding_rate_prediction":2.2e-8,"suspended":false,'
+          b'"tag":"perpetual","pair":"XBT:USD","openInterest":32093438.0,"markPrice":39790.5,'
+          b'"maturityTime":0,"relative_funding_rate":0.000874516826041667,'
+          b'"relative_funding_rate_prediction":0.0008743,"next_funding_rate_time":1627473600000}')
+
+
+def test_ticker_gives_quote_mark_price_and_the_relative_funding_rate() -> None:
+    bus = Bus()
+    inst = instruments()["PI_XBTUSD"]
+    feed = kf.KrakenFuturesFeed("kraken_futures", [inst], bus, SimClock())
+    got: list[object] = []
+    for kind in (Quote, MarkPrice, FundingRate):
+        bus.subscribe(kind, got.append)
+    feed.on_frame(TICKER, 9)
+    ts = 1_627_462_526_224_000_000
+    assert got == [
+        Quote(instrument=inst.id, bid_price=39780.5, bid_size=5000.0, ask_price=39800.5,
+              ask_size=2500.0, ts_event=ts, ts_init=9),
+        MarkPrice(instrument=inst.id, mark_price=39790.5, index_price=39511.15, ts_event=ts,
+                  ts_init=9),
+        FundingRate(instrument=inst.id, rate=0.000874516826041667,
+                    next_funding_ns=1_627_473_600_000_000_000, ts_event=ts, ts_init=9),
+    ]
+    # A dated future's ticker has no funding fields.
+    dated = orjson.loads(TICKER)
+    for key in ("relative_funding_rate", "next_funding_rate_time", "funding_rate"):
+        del dated[key]
+    assert kf.parse_ticker(dated, inst, 9)[2] is None
+    with pytest.raises(DataError):
+        kf.parse_ticker({**dated, "bid": float("nan")}, inst, 9)
+
+
 def test_a_price_off_the_tick_grid_is_rejected_not_rounded() -> None:
     inst = instruments()["PI_XBTUSD"]  # tick 0.5
     feed = kf.KrakenFuturesFeed("kraken_futures", [inst], Bus(), SimClock())
@@ -212,7 +249,7 @@ def test_subscriptions_heartbeat_and_control_frames() -> None:
     assert feed.url(FeedConfig(venue="kraken_futures")) == "wss://futures.kraken.com/ws/v1"
     subs = [json.loads(m) for m in feed.subscribe_messages()]
     assert subs[0] == {"event": "subscribe", "feed": "book", "product_ids": ["PI_XBTUSD"]}
-    assert [s["feed"] for s in subs] == ["book", "trade", "ticker_lite", "heartbeat"]
+    assert [s["feed"] for s in subs] == ["book", "trade", "ticker", "heartbeat"]
     assert "product_ids" not in subs[-1]
     assert feed.instruments_url("kraken_futures", FeedConfig(venue="kraken_futures")) == \
         "https://futures.kraken.com/derivatives/api/v3/instruments"
@@ -234,7 +271,7 @@ def test_subscriptions_heartbeat_and_control_frames() -> None:
 def recorded_frames() -> tuple[bytes, ...]:
     frames = [e.payload for e in read_entries(data_file(f"cryptofeed/{NAME}.ws.1.0"))
               if e.kind == "frame"]
-    return tuple(frames[:40] + frames[40::25])
+    return tuple(frames[:40] + frames[40::25] + [TICKER])
 
 
 def synced_feed() -> Feed:
