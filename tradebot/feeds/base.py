@@ -142,13 +142,17 @@ class Feed(abc.ABC):
     def handle(self, frame: bytes, ts_init: int) -> None:
         """Parse one frame and publish what it says; raise on malformed input."""
 
-    @abc.abstractmethod
     def snapshot_url(self, config: FeedConfig, instrument: Instrument) -> str:
-        """Return the REST URL of a depth snapshot."""
+        """Return the REST URL of a depth snapshot.
 
-    @abc.abstractmethod
+        By default a venue has none that bridges its stream (its books resync by
+        resubscribing): venues with a REST bridge (Binance, KuCoin, ...) override both.
+        """
+        raise DataError(f"{self.venue} books resync by resubscribing, not from REST")
+
     def parse_snapshot(self, body: bytes, instrument: Instrument, ts_init: int) -> BookSnapshot:
-        """Parse a REST depth snapshot body."""
+        """Parse a REST depth snapshot body (see `snapshot_url`)."""
+        raise DataError(f"{self.venue} REST depth cannot bridge the websocket book")
 
     def on_frame(self, frame: bytes | str, ts_init: int) -> None:
         """Handle a frame; a malformed one is counted and logged (throttled), never fatal."""

@@ -294,14 +294,6 @@ class CoinbaseFeed(Feed):
         """Return True for a product list URL (Advanced Trade or Exchange/Pro)."""
         return url.split("?")[0].endswith("/products")
 
-    def snapshot_url(self, config: FeedConfig, instrument: Instrument) -> str:
-        """Coinbase books are resent by resubscribing; no REST snapshot bridges them."""
-        raise DataError("Coinbase books resync by resubscribing, not from REST")
-
-    def parse_snapshot(self, body: bytes, instrument: Instrument, ts_init: int) -> BookSnapshot:
-        """Coinbase books are resent by resubscribing; no REST snapshot bridges them."""
-        raise DataError("Coinbase books resync by resubscribing, not from REST")
-
     def reset_books(self, reason: str, instruments: Iterable[InstrumentId] | None = None) -> None:
         """Forget book state and the connection's sequence (a new connection)."""
         super().reset_books(reason, instruments)

@@ -273,14 +273,6 @@ class KrakenFeed(Feed):
         sym = [instrument.venue_symbol]
         return [subscribe_v2("book", sym, "unsubscribe"), subscribe_v2("book", sym)]
 
-    def snapshot_url(self, config: FeedConfig, instrument: Instrument) -> str:
-        """Kraken books resync by resubscribing; REST depth carries no id to bridge with."""
-        raise DataError("Kraken books resync by resubscribing, not from REST")
-
-    def parse_snapshot(self, body: bytes, instrument: Instrument, ts_init: int) -> BookSnapshot:
-        """Kraken REST depth cannot bridge the stream."""
-        raise DataError("Kraken REST depth cannot bridge the websocket book")
-
     @classmethod
     def instruments_url(cls, venue: str, config: FeedConfig) -> str:
         """Return the AssetPairs URL."""

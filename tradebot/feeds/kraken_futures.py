@@ -260,14 +260,6 @@ class KrakenFuturesFeed(Feed):
         ids = [instrument.venue_symbol]
         return [subscribe(BOOK_FEED, ids, "unsubscribe"), subscribe(BOOK_FEED, ids)]
 
-    def snapshot_url(self, config: FeedConfig, instrument: Instrument) -> str:
-        """Kraken Futures books resync by resubscribing; REST books carry no `seq`."""
-        raise DataError("Kraken Futures books resync by resubscribing, not from REST")
-
-    def parse_snapshot(self, body: bytes, instrument: Instrument, ts_init: int) -> BookSnapshot:
-        """Kraken Futures REST books cannot bridge the stream (no `seq`)."""
-        raise DataError("Kraken Futures REST books cannot bridge the websocket book")
-
     @classmethod
     def instruments_url(cls, venue: str, config: FeedConfig) -> str:
         """Return the instrument list URL."""
