@@ -25,7 +25,7 @@ from tradebot.errors import DataError
 from tradebot.events import BookSnapshot, FundingRate, MarkPrice, Quote, Trade
 from tradebot.feeds.base import Feed, as_data_error
 from tradebot.feeds.book import Verdict
-from tradebot.feeds.parsing import decode
+from tradebot.feeds.parsing import Scratch, decode
 
 # --- declarations ------------------------------------------------------------------------
 
@@ -121,20 +121,12 @@ def split_stream(frame: bytes) -> tuple[str, int]:
     return frame[start:end].decode(), data + 7
 
 
-@dataclass(slots=True)
-class DepthScratch:
-    """Reusable arrays for scanning depth frames without allocating."""
-
-    header: np.ndarray
-    levels: np.ndarray
-
-    @classmethod
-    def new(cls, max_levels: int = 20_000) -> DepthScratch:
-        """Allocate scratch space for frames of up to `max_levels` levels."""
-        return cls(np.empty(len(DEPTH_KEYS), np.int64), np.empty((max_levels, 3), np.int64))
+def new_scratch() -> Scratch:
+    """Allocate scratch space for scanning depthUpdate frames."""
+    return Scratch.new(len(DEPTH_KEYS))
 
 
-def scan_depth(frame: bytes, offset: int, instrument: Instrument, scratch: DepthScratch) -> int:
+def scan_depth(frame: bytes, offset: int, instrument: Instrument, scratch: Scratch) -> int:
     """Scan a depthUpdate at `offset` into `scratch`; return the number of levels.
 
     Raise DataError when the frame is malformed or a price is finer than the instrument's tick.
@@ -305,7 +297,7 @@ class BinanceFeed(Feed):
             raise ValueError(f"unknown Binance venue {venue!r}")
         super().__init__(venue, instruments, bus, clock, rule_for(venue))
         self._by_stream_symbol = {i.venue_symbol.lower(): i for i in self.instruments.values()}
-        self._scratch = DepthScratch.new()
+        self._scratch = new_scratch()
         self._routes: dict[bytes, tuple[str, Instrument]] = {}
 
     def url(self, config: FeedConfig) -> str:

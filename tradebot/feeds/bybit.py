@@ -28,7 +28,7 @@ from tradebot.errors import DataError
 from tradebot.events import BookSnapshot, FundingRate, MarkPrice, Quote, Trade
 from tradebot.feeds.base import Feed
 from tradebot.feeds.book import Verdict
-from tradebot.feeds.parsing import decode, finite
+from tradebot.feeds.parsing import Scratch, decode, finite
 
 # --- declarations ------------------------------------------------------------------------
 
@@ -159,19 +159,6 @@ def _parse_v2_symbols(rows: list[dict], venue: str) -> list[Instrument]:
 
 
 # --- pure parsing ------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Scratch:
-    """Reusable arrays for scanning book frames without allocating."""
-
-    header: np.ndarray
-    levels: np.ndarray
-
-    @classmethod
-    def new(cls, max_levels: int = 20_000) -> Scratch:
-        """Allocate space for frames of up to `max_levels` levels."""
-        return cls(np.empty(4, np.int64), np.empty((max_levels, 3), np.int64))
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,7 +376,7 @@ class BybitFeed(Feed):
         for book in self.books.values():
             book.buffering = False  # deltas before the next snapshot are superseded by it
             book.max_depth = depth
-        self._scratch = Scratch.new()
+        self._scratch = Scratch.new(4)
         self._routes: dict[bytes, tuple[str, Instrument]] = {}
         self._tickers = {iid: TickerState() for iid in self.instruments}
 

@@ -33,7 +33,7 @@ from tradebot.errors import DataError
 from tradebot.events import BookSnapshot, Quote, Trade
 from tradebot.feeds.base import Feed
 from tradebot.feeds.book import Verdict
-from tradebot.feeds.parsing import decode, finite
+from tradebot.feeds.parsing import Scratch, decode, finite
 
 # --- declarations ------------------------------------------------------------------------
 
@@ -158,19 +158,6 @@ def _data(doc: dict) -> object:
     return doc.get("data")
 
 
-@dataclass(slots=True)
-class Scratch:
-    """Reusable arrays for scanning level2 frames without allocating."""
-
-    header: np.ndarray
-    levels: np.ndarray
-
-    @classmethod
-    def new(cls, max_levels: int = 20_000) -> Scratch:
-        """Allocate space for frames of up to `max_levels` changes."""
-        return cls(np.empty(3, np.int64), np.empty((max_levels, 3), np.int64))
-
-
 def scan_l2(frame: bytes, instrument: Instrument,
             scratch: Scratch) -> tuple[int, int, int, int]:
     """Scan a `trade.l2update`: return (sequenceStart, sequenceEnd, time ms or MISSING, number
@@ -293,7 +280,7 @@ class KucoinFeed(Feed):
             raise ValueError(f"unknown KuCoin venue {venue!r}")
         super().__init__(venue, instruments, bus, clock, KucoinRule())
         self._by_symbol = {i.venue_symbol: i for i in self.instruments.values()}
-        self._scratch = Scratch.new()
+        self._scratch = Scratch.new(3)
         self._routes: dict[bytes, tuple[str, Instrument | None]] = {}
         self._ids = itertools.count(1)
         self.bullet: Bullet | None = None

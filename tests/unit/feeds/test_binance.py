@@ -35,7 +35,7 @@ def test_spot_depth_frame_is_scanned_into_exact_units() -> None:
     frame = frames[0][1]
     stream, offset = binance.split_stream(frame)
     assert stream == "btcusdt@depth@100ms"
-    scratch = binance.DepthScratch.new()
+    scratch = binance.new_scratch()
     n = binance.scan_depth(frame, offset, SPOT_BTC, scratch)
     _e_ms, _t_ms, first, last, _prev = scratch.header.tolist()
     assert (first, last) == (50093239189, 50093239202)
@@ -49,7 +49,7 @@ def test_spot_depth_frame_is_scanned_into_exact_units() -> None:
 def test_futures_depth_frame_carries_the_pu_chain() -> None:
     frames = first_frames(data_file("binance_hftbacktest/usdm/btcusdt_20240808.gz"), 1)
     _stream, offset = binance.split_stream(frames[0][1])
-    scratch = binance.DepthScratch.new()
+    scratch = binance.new_scratch()
     binance.scan_depth(frames[0][1], offset, USDM_BTC, scratch)
     assert scratch.header.tolist()[2:] == [5123107832006, 5123107837557, 5123107831937]
 

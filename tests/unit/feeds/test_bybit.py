@@ -120,7 +120,7 @@ def test_legacy_v2_symbol_list_is_read_for_the_recorded_contracts() -> None:
 
 def test_recorded_book_frames_are_scanned_into_exact_units() -> None:
     frames = dump()
-    scratch = bybit.Scratch.new()
+    scratch = bybit.Scratch.new(4)
     snap = bybit.scan_book(frames[0], XRP, scratch)
     assert snap.snapshot and snap.n_levels == 1000 and snap.update_id == 20254869
     assert scratch.levels[0].tolist() == [1, 19531, 6203]  # "1.9531", "6203"
