@@ -17,6 +17,7 @@ import dataclasses
 import heapq
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -153,6 +154,9 @@ def simulator_cost() -> dict[str, float]:
 
 
 def main() -> None:
+    from tradebot.log import setup_logging
+
+    setup_logging("warning", "console", sys.stderr)  # figures on stdout, no per-book log lines
     cost = simulator_cost()
     print(f"simulator cost per market event, {cost['resting_at_end']} resting orders at the end "
           f"over 2 instruments, {cost['events']} events, {cost['fills']} fills:")

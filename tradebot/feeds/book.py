@@ -255,14 +255,19 @@ class BookSync:
             if not self._load(delta.levels, delta_checksum, delta.ts_event, delta.ts_init):
                 return
             self.last_seq = delta.last_seq
+        self._bridged = bridged
+        self._mark_synced(len(buffered))
+        self._publish(snapshot.ts_event, snapshot.ts_init)
+
+    def _mark_synced(self, buffered: int) -> None:
+        if self.state is BookState.SYNCED:
+            return  # a snapshot resent to a valid book (Bybit depth 1): not a state change
         if self.state is BookState.RESYNCING:
             self.resyncs += 1
-        self._bridged = bridged
         self.state = BookState.SYNCED
         self._valid_metric.set(1)
         log.info("book_synced", instrument=str(self.instrument.id), sequence=self.last_seq,
-                 buffered=len(buffered), resyncs=self.resyncs)
-        self._publish(snapshot.ts_event, snapshot.ts_init)
+                 buffered=buffered, resyncs=self.resyncs)
 
     def _load(self, levels: np.ndarray, checksum: int | None, ts_event: int,
               ts_init: int) -> bool:
