@@ -50,6 +50,9 @@ VENUES = {
                                "/dapi/v1/depth", "depth@100ms", futures=True),
 }
 CHANNELS = ("depth", "trade", "bookTicker", "markPrice")
+# Streams per connection: spot allows 1024; for USD-M/COIN-M the docs say 1024 but adapters
+# cite 200 (EXCHANGES.md §1), so futures stay under the lower figure.
+MAX_STREAMS = {"binance": 1024, "binance_usdm": 200, "binance_coinm": 200}
 INSTRUMENTS_PATHS = {"binance": "/api/v3/exchangeInfo", "binance_usdm": "/fapi/v1/exchangeInfo",
                      "binance_coinm": "/dapi/v1/exchangeInfo"}
 # Spot books publish sizes finer than the order lot (8 decimals on the wire).
@@ -302,9 +305,19 @@ class BinanceFeed(Feed):
 
     def url(self, config: FeedConfig) -> str:
         """Return the combined-stream URL subscribing every instrument's channels."""
+        return self.connection_url(config, list(self.instruments.values()))
+
+    def connection_url(self, config: FeedConfig, instruments: Sequence[Instrument]) -> str:
+        """Return the combined-stream URL of one connection's instruments."""
         base = config.ws_url or VENUES[self.venue].ws_url
-        names = "/".join(stream_names(self.venue, list(self.instruments.values())))
-        return f"{base}?streams={names}"
+        return f"{base}?streams={'/'.join(stream_names(self.venue, list(instruments)))}"
+
+    def split_subscriptions(self) -> list[list[Instrument]]:
+        """Group instruments so no connection carries more streams than the venue allows."""
+        insts = list(self.instruments.values())
+        per_instrument = len(stream_names(self.venue, insts[:1])) or 1
+        step = max(1, MAX_STREAMS[self.venue] // per_instrument)
+        return [insts[i:i + step] for i in range(0, len(insts), step)] or [[]]
 
     def snapshot_url(self, config: FeedConfig, instrument: Instrument) -> str:
         """Return the REST depth snapshot URL."""

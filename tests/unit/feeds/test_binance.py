@@ -202,3 +202,25 @@ def test_scratch_levels_are_not_kept_by_buffered_deltas() -> None:
     feed._scratch.levels[:] = -7
     buffered = feed.books[SPOT_BTC.id]._buffer[0]
     assert np.array_equal(buffered.levels, [[1, 100, 100_000_000]])
+
+
+def test_subscriptions_split_so_no_connection_exceeds_the_stream_limit() -> None:
+    from decimal import Decimal
+
+    from tradebot.config import FeedConfig
+    from tradebot.domain import Instrument, MarketKind
+
+    insts = [Instrument(id=InstrumentId(f"C{i}-USDT-PERP", "binance_usdm"),
+                        venue_symbol=f"C{i}USDT", kind=MarketKind.LINEAR_PERP, base=f"C{i}",
+                        quote="USDT", tick_size=Decimal("0.1"), lot_size=Decimal("0.001"),
+                        min_notional=Decimal(5)) for i in range(120)]
+    feed = binance.BinanceFeed("binance_usdm", insts, Bus(), SimClock())
+    shards = feed.split_subscriptions()
+    assert [len(s) for s in shards] == [50, 50, 20]  # 4 streams each, 200 per connection
+    config = FeedConfig(venue="binance_usdm", symbols=[])
+    urls = [feed.connection_url(config, s) for s in shards]
+    streams = [len(u.split("?streams=")[1].split("/")) for u in urls]
+    assert streams == [200, 200, 80]
+    assert "c0usdt@depth@100ms" in urls[0] and "c119usdt@trade" in urls[2]
+    spot = binance.BinanceFeed("binance", [SPOT_BTC], Bus(), SimClock())
+    assert spot.split_subscriptions() == [[SPOT_BTC]]
