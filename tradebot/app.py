@@ -27,9 +27,10 @@ from tradebot.execution.liquidation import Liquidator
 from tradebot.execution.paper import PaperVenue
 from tradebot.execution.toxicity import FillToxicity
 from tradebot.features import FeatureEngine
-from tradebot.feeds.base import Feed, FeedRunner, register_feed_metrics
+from tradebot.feeds.base import Feed, register_feed_metrics
 from tradebot.feeds.registry import build_feed, feed_class
 from tradebot.feeds.replay import Recording, ReplayDriver, first_timestamp
+from tradebot.feeds.runner import FeedRunner
 from tradebot.log import Throttle
 from tradebot.portfolio.funding import FundingScheduler
 from tradebot.portfolio.portfolio import Portfolio

@@ -16,10 +16,11 @@ from tradebot.app import fetch_venue_instruments
 from tradebot.bus import Bus
 from tradebot.clock import LiveClock, SimClock, monotonic
 from tradebot.config import Config, FeedConfig
-from tradebot.feeds.base import Feed, FeedRunner
+from tradebot.feeds.base import Feed
 from tradebot.feeds.registry import build_feed
 from tradebot.feeds.replay import ReplayDriver, inspect
 from tradebot.feeds.replay_server import ReplayServer
+from tradebot.feeds.runner import FeedRunner
 
 CASES = {
     # venue: (recording, frames per second, where the fault starts)

@@ -30,10 +30,11 @@ from tradebot.clock import LiveClock, SimClock, monotonic
 from tradebot.config import Config, FeedConfig, load_config
 from tradebot.domain import Instrument, InstrumentId
 from tradebot.feeds import coinbase
-from tradebot.feeds.base import Feed, FeedRunner
+from tradebot.feeds.base import Feed
 from tradebot.feeds.registry import build_feed
 from tradebot.feeds.replay import ReplayDriver, inspect, read_entries, read_rest_lines
 from tradebot.feeds.replay_server import ReplayServer, rfc3339
+from tradebot.feeds.runner import FeedRunner
 
 TOP = 20  # levels per side compared (rendered REST snapshots are partial books, as the venues')
 

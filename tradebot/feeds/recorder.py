@@ -29,8 +29,8 @@ from tradebot.clock import Clock
 from tradebot.config import FeedConfig
 from tradebot.domain import Instrument, InstrumentId
 from tradebot.errors import ConfigError, DataError
-from tradebot.feeds.base import FeedRunner
 from tradebot.feeds.registry import build_feed, feed_class
+from tradebot.feeds.runner import FeedRunner
 
 log = structlog.get_logger(__name__)
 
