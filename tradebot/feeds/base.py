@@ -12,7 +12,7 @@ import bisect
 import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
@@ -90,6 +90,11 @@ class Feed(abc.ABC):
     """One venue's market data: turn frames into events and keep its books correct."""
 
     venue: str
+    # Instrument list: the venue module's pure parser `(body, venue) -> [Instrument]`, its REST
+    # base and path; the hooks below use them unless a venue needs more (several markets).
+    instruments_parser: ClassVar[Callable[[bytes, str], list[Instrument]] | None] = None
+    rest_base_url: ClassVar[str] = ""
+    instruments_path: ClassVar[str] = ""
     # A synced book that hears nothing for this long is invalid (0: only the connection's
     # stale deadline applies). Venues that heartbeat each book channel set it.
     book_stale_after_s: float = 0.0
@@ -200,7 +205,9 @@ class Feed(abc.ABC):
     @classmethod
     def instruments_url(cls, venue: str, config: FeedConfig) -> str:
         """Return the REST URL of the venue's instrument list ('' when not supported)."""
-        return ""
+        if not cls.instruments_path:
+            return ""
+        return (config.rest_url or cls.rest_base_url) + cls.instruments_path
 
     @classmethod
     def instruments_urls(cls, venue: str, config: FeedConfig) -> list[str]:
@@ -211,12 +218,14 @@ class Feed(abc.ABC):
     @classmethod
     def parse_instruments(cls, venue: str, body: bytes) -> list[Instrument]:
         """Parse the venue's instrument list into Instruments with normalized symbols."""
-        raise DataError(f"{venue} has no instrument list parser")
+        if cls.instruments_parser is None:
+            raise DataError(f"{venue} has no instrument list parser")
+        return cls.instruments_parser(body, venue)
 
     @classmethod
     def is_instruments_url(cls, venue: str, url: str) -> bool:
         """Return True when a recorded REST URL is the venue's instrument list."""
-        return False
+        return bool(cls.instruments_path) and cls.instruments_path in url
 
     @classmethod
     def recorded_instruments(cls, client_frames: Sequence[bytes],

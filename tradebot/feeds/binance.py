@@ -294,6 +294,8 @@ def snapshot_url(venue: str, rest_url: str, instrument: Instrument, limit: int) 
 class BinanceFeed(Feed):
     """A Binance market's combined stream: depth diffs into books, trades, best bid/ask."""
 
+    instruments_parser = parse_instruments
+
     def __init__(self, venue: str, instruments: Iterable[Instrument], bus: Bus,
                  clock: Clock) -> None:
         if venue not in VENUES:
@@ -336,11 +338,6 @@ class BinanceFeed(Feed):
     def is_instruments_url(cls, venue: str, url: str) -> bool:
         """Return True for the market's exchangeInfo URL."""
         return venue in INSTRUMENTS_PATHS and INSTRUMENTS_PATHS[venue] in url
-
-    @classmethod
-    def parse_instruments(cls, venue: str, body: bytes) -> list[Instrument]:
-        """Parse exchangeInfo."""
-        return parse_instruments(body, venue)
 
     @classmethod
     def recorded_instruments(cls, client_frames: Sequence[bytes],

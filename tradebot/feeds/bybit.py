@@ -360,6 +360,8 @@ def snapshot_url(venue: str, rest_url: str, instrument: Instrument) -> str:
 class BybitFeed(Feed):
     """One Bybit category's public stream: books, trades and (perpetuals) mark and funding."""
 
+    instruments_parser = parse_instruments
+
     # Subscribing sends each book's snapshot; a resync is an unsubscribe/subscribe.
     snapshot_on_subscribe = True
 
@@ -409,11 +411,6 @@ class BybitFeed(Feed):
     def instruments_url(cls, venue: str, config: FeedConfig) -> str:
         """Return the v5 instruments-info URL of the venue's category."""
         return instruments_url(venue, config.rest_url)
-
-    @classmethod
-    def parse_instruments(cls, venue: str, body: bytes) -> list[Instrument]:
-        """Parse an instruments-info body."""
-        return parse_instruments(body, venue)
 
     @classmethod
     def is_instruments_url(cls, venue: str, url: str) -> bool:

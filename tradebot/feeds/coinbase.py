@@ -248,6 +248,8 @@ def subscribe_messages(venue: str, product_ids: list[str], op: str = "subscribe"
 class CoinbaseFeed(Feed):
     """Coinbase level2 books (resynced by resubscribing), trades and best bid/ask."""
 
+    instruments_parser = parse_instruments
+
     snapshot_on_subscribe = True
 
     def __init__(self, venue: str, instruments: Iterable[Instrument], bus: Bus,
@@ -283,11 +285,6 @@ class CoinbaseFeed(Feed):
     def instruments_url(cls, venue: str, config: FeedConfig) -> str:
         """Return the public product list URL."""
         return VENUES[venue].products_url
-
-    @classmethod
-    def parse_instruments(cls, venue: str, body: bytes) -> list[Instrument]:
-        """Parse a product list body."""
-        return parse_instruments(body, venue)
 
     @classmethod
     def is_instruments_url(cls, venue: str, url: str) -> bool:

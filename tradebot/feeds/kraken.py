@@ -218,6 +218,10 @@ def v1_pair(instrument: Instrument) -> str:
 class KrakenFeed(Feed):
     """Kraken spot: books verified by checksum, trades, best bid/ask; v2 live, v1 replay."""
 
+    instruments_parser = parse_instruments
+    rest_base_url = REST_URL
+    instruments_path = INSTRUMENTS_PATH
+
     snapshot_on_subscribe = True
 
     def __init__(self, venue: str, instruments: Iterable[Instrument], bus: Bus,
@@ -272,21 +276,6 @@ class KrakenFeed(Feed):
             return [subscribe_v1("book", pair, "unsubscribe"), subscribe_v1("book", pair)]
         sym = [instrument.venue_symbol]
         return [subscribe_v2("book", sym, "unsubscribe"), subscribe_v2("book", sym)]
-
-    @classmethod
-    def instruments_url(cls, venue: str, config: FeedConfig) -> str:
-        """Return the AssetPairs URL."""
-        return (config.rest_url or REST_URL) + INSTRUMENTS_PATH
-
-    @classmethod
-    def is_instruments_url(cls, venue: str, url: str) -> bool:
-        """Return True for an AssetPairs URL."""
-        return INSTRUMENTS_PATH in url
-
-    @classmethod
-    def parse_instruments(cls, venue: str, body: bytes) -> list[Instrument]:
-        """Parse AssetPairs."""
-        return parse_instruments(body, venue)
 
     @classmethod
     def recorded_instruments(cls, client_frames: Sequence[bytes],

@@ -231,6 +231,10 @@ def subscribe(feed: str, product_ids: list[str], event: str = "subscribe") -> st
 class KrakenFuturesFeed(Feed):
     """Kraken Futures: books bridged by `seq`, trades; resync by resubscribing."""
 
+    instruments_parser = parse_instruments
+    rest_base_url = REST_URL
+    instruments_path = INSTRUMENTS_PATH
+
     snapshot_on_subscribe = True
 
     def __init__(self, venue: str, instruments: Iterable[Instrument], bus: Bus,
@@ -259,21 +263,6 @@ class KrakenFuturesFeed(Feed):
         """Unsubscribe and subscribe the book again: Kraken then sends a new snapshot."""
         ids = [instrument.venue_symbol]
         return [subscribe(BOOK_FEED, ids, "unsubscribe"), subscribe(BOOK_FEED, ids)]
-
-    @classmethod
-    def instruments_url(cls, venue: str, config: FeedConfig) -> str:
-        """Return the instrument list URL."""
-        return (config.rest_url or REST_URL) + INSTRUMENTS_PATH
-
-    @classmethod
-    def is_instruments_url(cls, venue: str, url: str) -> bool:
-        """Return True for an instrument list URL."""
-        return INSTRUMENTS_PATH in url
-
-    @classmethod
-    def parse_instruments(cls, venue: str, body: bytes) -> list[Instrument]:
-        """Parse the instrument list."""
-        return parse_instruments(body, venue)
 
     # --- frames ------------------------------------------------------------------------
 

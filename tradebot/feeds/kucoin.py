@@ -274,6 +274,10 @@ def snapshot_url(rest_url: str, instrument: Instrument) -> str:
 class KucoinFeed(Feed):
     """KuCoin spot: level2 books bridged to REST snapshots, matches, best bid/ask."""
 
+    instruments_parser = parse_instruments
+    rest_base_url = REST_URL
+    instruments_path = INSTRUMENTS_PATH
+
     def __init__(self, venue: str, instruments: Iterable[Instrument], bus: Bus,
                  clock: Clock) -> None:
         if venue not in VENUES:
@@ -325,16 +329,6 @@ class KucoinFeed(Feed):
     def keepalive(self) -> tuple[str | bytes, float] | None:
         """Return the application-level ping and the bullet's `pingInterval`."""
         return PING, self.ping_interval_s
-
-    @classmethod
-    def instruments_url(cls, venue: str, config: FeedConfig) -> str:
-        """Return the REST symbol list URL."""
-        return f"{config.rest_url or REST_URL}{INSTRUMENTS_PATH}"
-
-    @classmethod
-    def parse_instruments(cls, venue: str, body: bytes) -> list[Instrument]:
-        """Parse a symbol list body."""
-        return parse_instruments(body, venue)
 
     @classmethod
     def is_instruments_url(cls, venue: str, url: str) -> bool:

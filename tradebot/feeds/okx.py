@@ -247,6 +247,9 @@ def subscribe(instruments: Sequence[Instrument], op: str = "subscribe",
 class OkxFeed(Feed):
     """OKX v5 public channels: books by seqId and checksum, trades, quotes, funding, mark."""
 
+    instruments_parser = parse_instruments
+    instruments_path = INSTRUMENTS_PATH
+
     book_stale_after_s = BOOK_STALE_AFTER_S
     snapshot_on_subscribe = True
 
@@ -324,16 +327,6 @@ class OkxFeed(Feed):
         """Return the instrument list URLs of spot, swaps and futures."""
         base = (config.rest_url or REST_URL) + INSTRUMENTS_PATH
         return [f"{base}?instType={t}" for t in INSTRUMENT_TYPES]
-
-    @classmethod
-    def is_instruments_url(cls, venue: str, url: str) -> bool:
-        """Return True for an instruments URL."""
-        return INSTRUMENTS_PATH in url
-
-    @classmethod
-    def parse_instruments(cls, venue: str, body: bytes) -> list[Instrument]:
-        """Parse an instrument list."""
-        return parse_instruments(body, venue)
 
     # --- frames ------------------------------------------------------------------------
 
