@@ -146,8 +146,7 @@ class App:
         db.migrate(self.engine)
         cash = db.load_starting_cash(self.engine, self.portfolio.currency,
                                      self.config.paper.starting_cash, self.clock.now_ns())
-        self.portfolio.starting_cash = cash
-        self.portfolio._cash = cash
+        self.portfolio.set_starting_cash(cash)
         fills = db.load_fills(self.engine)
         for fill in fills:
             self.portfolio.on_fill(fill)

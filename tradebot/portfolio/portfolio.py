@@ -85,6 +85,13 @@ class Portfolio:
         self._equity_metric = EQUITY.labels(currency)
         self._cash_metric = CASH.labels(currency)
 
+    def set_starting_cash(self, cash: Decimal) -> None:
+        """Start from the account's recorded starting cash (before any fill is folded in)."""
+        if self.fill_count or self.funding:
+            raise InvariantError("starting cash changed after fills were applied")
+        self.starting_cash = cash
+        self._cash = cash
+
     def start(self) -> None:
         """Subscribe to fills and marks and start the equity timer."""
         self._bus.subscribe(Fill, self.on_fill)
