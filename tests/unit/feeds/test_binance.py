@@ -142,13 +142,11 @@ def test_a_deleted_depth_message_is_reported_as_a_gap_and_invalidates_the_book(
     before = metric("tradebot_book_gaps_total", venue="binance_usdm", symbol="BTC-USDT-PERP")
     damaged = tmp_path / "damaged.gz"
     _rewrite(data_file("binance_hftbacktest/usdm/btcusdt_20240808.gz"), damaged, 500)
-    invalidated: list[BookInvalidated] = []
     result, bus = replay([damaged])
     assert result["gaps"] == 1 and not result["valid"]
     after = metric("tradebot_book_gaps_total", venue="binance_usdm", symbol="BTC-USDT-PERP")
     assert after - before == 1
     assert bus.counts()["BookInvalidated"] == 1
-    del invalidated
 
 
 def test_an_invalid_book_never_reaches_a_subscriber(tmp_path: Path) -> None:
