@@ -53,6 +53,10 @@ class Notifier:
         """Tell the manager start-up is complete."""
         return self.notify(READY="1", STATUS=status)
 
+    def extend_timeout(self, seconds: float, status: str) -> bool:
+        """Ask for `seconds` more before the start (or stop) timeout fires (systemd >= 236)."""
+        return self.notify(EXTEND_TIMEOUT_USEC=str(int(seconds * 1e6)), STATUS=status)
+
     def status(self, status: str) -> bool:
         """Update the one-line status shown by systemctl."""
         return self.notify(STATUS=status)

@@ -24,9 +24,11 @@ def test_notifications_arrive_as_datagrams(tmp_path: Path) -> None:
     assert notifier.watchdog()
     assert notifier.status("x")
     assert notifier.stopping()
-    got = [sock.recv(4096).decode() for _ in range(4)]
+    assert notifier.extend_timeout(120, "compiling kernels: book (1/20)")
+    got = [sock.recv(4096).decode() for _ in range(5)]
     assert got == ["READY=1\nSTATUS=binance connected 2/2 books", "WATCHDOG=1", "STATUS=x",
-                   "STOPPING=1\nSTATUS=stopping"]
+                   "STOPPING=1\nSTATUS=stopping",
+                   "EXTEND_TIMEOUT_USEC=120000000\nSTATUS=compiling kernels: book (1/20)"]
     notifier.close()
     sock.close()
 
