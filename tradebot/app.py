@@ -175,7 +175,8 @@ class App:
                           reduce_only=row.reduce_only, ts_submitted=row.ts_created,
                           time_in_force=row.time_in_force, post_only=row.post_only,
                           trigger=row.trigger, trigger_price=row.trigger_price)
-            self.execution.restore(order, row.status, row.filled, row.notional, row.fills)
+            self.execution.restore(order, row.status, row.filled, row.notional, row.fills,
+                                   row.ts_triggered)
 
     def _start_features(self) -> None:
         if self.config.features.enabled:

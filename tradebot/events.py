@@ -256,6 +256,7 @@ class OrderUpdated:
     trigger: TriggerType | None = None
     trigger_price: Decimal | None = None
     ts_created: int = 0
+    ts_triggered: int = 0  # when a conditional order's trigger traded; 0: not (yet)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

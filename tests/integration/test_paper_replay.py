@@ -12,7 +12,7 @@ from tests.conftest import data_file
 from tradebot.app import App
 from tradebot.clock import SimClock
 from tradebot.config import Config, StrategyConfig, load_config
-from tradebot.domain import InstrumentId, OrderStatus, OrderType, Side
+from tradebot.domain import InstrumentId, OrderStatus, OrderType, Side, TriggerType
 from tradebot.events import (
     BookUpdated,
     CancelOrder,
@@ -210,3 +210,48 @@ def test_a_resting_order_survives_a_restart_with_its_queue_recomputed(tmp_path: 
     assert probe.first_book is not None
     ahead, shown = probe.first_book
     assert ahead >= 0 and PERP_INST.size_from_units(ahead) == shown
+
+
+class StopLimitBelow(Strategy):
+    """Submit one buy stop-limit: trigger one tick above the ask, limit far below the market,
+    so the trigger trades soon and the limit then rests without filling."""
+
+    def __init__(self, app: App) -> None:
+        super().__init__("stoplimit", {})
+        self.app = app
+        self.sent = False
+
+    def on_book(self, event: BookUpdated) -> None:
+        if self.sent:
+            return
+        self.sent = True
+        ask = Decimal(repr(event.best_ask))
+        self.ctx.submit(PERP, Side.BUY, Decimal("0.002"), order_type=OrderType.LIMIT,
+                        limit_price=ask - Decimal(300), trigger=TriggerType.STOP,
+                        trigger_price=ask + PERP_INST.tick_size)
+
+
+def test_a_triggered_stop_limit_comes_back_resting_not_waiting_after_a_restart(
+        tmp_path: Path) -> None:
+    rec = inspect(data_file(USDM_BTC))
+    cfg = _config(tmp_path, "stoplimit")
+    first = _app(cfg, rec)
+    first.strategies._strategies.clear()
+    first.strategies.add(StopLimitBelow(first), frozenset({PERP}))
+    asyncio.run(first.run_replay([rec], progress=False))
+    (state,) = first.execution.orders.values()
+    assert state.status is OrderStatus.ACCEPTED and state.ts_triggered > 0, state
+    (sim,) = first.venue.orders.values()
+    assert sim.triggered and sim.ahead >= 0
+
+    second = _app(cfg, rec)
+    second.strategies._strategies.clear()
+    asyncio.run(second.run_replay([rec], progress=False))
+    again = second.execution.orders[state.order.order_id]
+    assert again.status is OrderStatus.ACCEPTED
+    assert again.ts_triggered == state.ts_triggered
+    (restored,) = second.venue.orders.values()
+    orders = second.venue.matcher.orders_of(PERP)
+    assert restored.triggered and restored not in orders.waiting
+    # Resting in the book: its queue was recomputed from the first valid book.
+    assert restored.ahead >= 0

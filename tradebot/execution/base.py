@@ -56,6 +56,9 @@ class ExecutionReports(Protocol):
     def canceled(self, order_id: str, reason: str, ts_event: int) -> None:
         """The rest of the order was cancelled."""
 
+    def triggered(self, order_id: str, ts_event: int) -> None:
+        """A conditional order's trigger traded; it now executes as a market or limit order."""
+
     def amended(self, order_id: str, quantity: Decimal, limit_price: Decimal | None,
                 ts_event: int) -> None:
         """The venue changed the order's quantity and/or limit price."""
@@ -82,7 +85,7 @@ class ExecutionClient(Protocol):
     def amend(self, order_id: str, quantity: Decimal | None, limit_price: Decimal | None) -> None:
         """Change an open order's quantity and/or limit price."""
 
-    def restore(self, order: Order, filled: Decimal) -> None:
+    def restore(self, order: Order, filled: Decimal, triggered: bool) -> None:
         """Take back an order that was open when the process stopped."""
 
 

@@ -49,6 +49,7 @@ class OrderState:
     notional: Decimal
     reason: str = ""
     fills: int = 0
+    ts_triggered: int = 0
 
     @property
     def average_price(self) -> Decimal | None:
@@ -74,12 +75,12 @@ class ExecutionEngine:
         self._bus.subscribe(AmendOrder, self.on_amend)
 
     def restore(self, order: Order, status: OrderStatus, filled: Decimal, notional: Decimal,
-                fills: int) -> None:
+                fills: int, ts_triggered: int = 0) -> None:
         """Take back an order open when the process stopped and hand it to the client."""
         if order.order_id in self.orders:
             raise InvariantError(f"duplicate order id {order.order_id}")
         state = OrderState(order=order, status=status, filled=filled, notional=notional,
-                           fills=fills)
+                           fills=fills, ts_triggered=ts_triggered)
         self.orders[order.order_id] = state
         if status is OrderStatus.SUBMITTED:
             # It may or may not have reached the venue before the stop: it did not.
@@ -88,7 +89,7 @@ class ExecutionEngine:
             return
         if self._client is None:
             raise InvariantError("order restored before an execution client was attached")
-        self._client.restore(order, filled)
+        self._client.restore(order, filled, triggered=ts_triggered > 0)
 
     def open_orders(self) -> list[OrderState]:
         """Return the orders not yet in a terminal state."""
@@ -149,6 +150,16 @@ class ExecutionEngine:
     def canceled(self, order_id: str, reason: str, ts_event: int) -> None:
         """The rest of the order was cancelled."""
         self._move(order_id, OrderStatus.CANCELED, reason, ts_event)
+
+    def triggered(self, order_id: str, ts_event: int) -> None:
+        """A conditional order's trigger traded: same status, recorded so a restart knows."""
+        state = self._get(order_id)
+        if state.status.is_terminal or state.ts_triggered:
+            raise InvariantError(f"order {order_id}: trigger on {state}")
+        new = replace(state, reason="triggered", ts_triggered=ts_event)
+        self.orders[order_id] = new
+        log.info("order_triggered", order_id=order_id, trigger_price=str(state.order.trigger_price))
+        self._publish(new, ts_event)
 
     def amended(self, order_id: str, quantity: Decimal, limit_price: Decimal | None,
                 ts_event: int) -> None:
@@ -236,4 +247,5 @@ class ExecutionEngine:
             ts_init=self._clock.now_ns(), reduce_only=order.reduce_only,
             time_in_force=order.time_in_force, post_only=order.post_only, trigger=order.trigger,
             trigger_price=order.trigger_price, ts_created=order.ts_submitted,
+            ts_triggered=state.ts_triggered,
         ))

@@ -41,6 +41,9 @@ class FillSink(Protocol):
     def close(self, order: SimOrder, reason: str, ts_event: int, delay_ns: int) -> None:
         """Cancel the rest of an order."""
 
+    def triggered(self, order: SimOrder, ts_event: int) -> None:
+        """A conditional order's trigger traded."""
+
 
 class Matcher:
     """Per-instrument order sets and the matching rules over them."""
@@ -248,6 +251,7 @@ class Matcher:
         for o in [o for o in st.waiting if o.fires(price)]:
             st.waiting.remove(o)
             o.triggered = True
+            self._sink.triggered(o, ts)
             if source is None or not source.valid:
                 self._sink.close(o, "book_invalid_at_trigger", ts, 0)
                 continue

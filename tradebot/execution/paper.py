@@ -111,21 +111,30 @@ class PaperVenue:
         self._request(order_id, "amend",
                       lambda o, now: self._amend_at_venue(o, quantity, limit_price, now))
 
-    def restore(self, order: Order, filled: Decimal) -> None:
-        """Take back an order open before a restart; its queue is recomputed from the book."""
+    def restore(self, order: Order, filled: Decimal, triggered: bool) -> None:
+        """Take back an order open before a restart; its queue is recomputed from the book.
+
+        A conditional order waits for its trigger again unless the trigger had traded; a
+        triggered limit rests. An order that executes at once (market, or a triggered stop
+        market) and is still open was stopped between its execution and the report of it:
+        that outcome is lost, so it is cancelled with a reason rather than executed again
+        against a later book.
+        """
         inst = self._instruments[order.instrument]
         o = SimOrder(order=order, inst=inst, qty=inst.size_to_units(order.quantity),
                      limit=self._price_units(inst, order.limit_price),
                      trigger=self._price_units(inst, order.trigger_price),
                      entry_latency_ns=0, response_latency_ns=0,
-                     filled=inst.size_to_units(filled), arrived=True)
+                     filled=inst.size_to_units(filled), arrived=True, triggered=triggered)
         self.orders[order.order_id] = o
-        if order.trigger is not None:
+        log.info("paper_order_restored", order_id=order.order_id, instrument=str(inst.id),
+                 remaining=str(order.quantity - filled), triggered=triggered)
+        if order.trigger is not None and not triggered:
             self.matcher.wait(o)
+        elif o.is_market:
+            self.close(o, "execution_lost_at_restart", self._clock.now_ns(), 0)
         else:
             self.matcher.rest(o, None)
-        log.info("paper_order_restored", order_id=order.order_id, instrument=str(inst.id),
-                 remaining=str(order.quantity - filled))
 
     # --- arrival --------------------------------------------------------------------------
 
@@ -334,6 +343,11 @@ class PaperVenue:
         self._post(o, ts_event, deliver, delay_ns)
         if o.remaining == 0:
             self._finish(o)
+
+    def triggered(self, order: SimOrder, ts_event: int) -> None:
+        """Report a trigger without extra delay, ahead of the fills it leads to."""
+        order_id = order.order.order_id
+        self._post(order, ts_event, lambda: self._reports.triggered(order_id, ts_event), 0)
 
     def close(self, order: SimOrder, reason: str, ts_event: int, delay_ns: int) -> None:
         """Cancel the rest of an order and report it after `delay_ns`."""

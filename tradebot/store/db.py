@@ -167,6 +167,7 @@ class OpenOrder:
     trigger: TriggerType | None
     trigger_price: Decimal | None
     ts_created: int
+    ts_triggered: int
 
 
 def load_open_orders(engine: Engine) -> list[OpenOrder]:
@@ -198,6 +199,7 @@ def _open_order(r: Any, done: tuple[Decimal, Decimal, int]) -> OpenOrder:
             post_only=bool(r["post_only"]),
             trigger=TriggerType(r["trigger"]) if r["trigger"] else None,
             trigger_price=r["trigger_price"], ts_created=r["ts_created"],
+            ts_triggered=r["ts_triggered"] or 0,
         )
     except (ValueError, KeyError) as exc:
         raise InvariantError(f"order row {r['order_id']} is unreadable: {exc}") from exc

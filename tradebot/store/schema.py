@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class Money(TypeDecorator[Decimal]):
@@ -79,6 +79,9 @@ orders = Table(
     Column("reduce_only", Boolean),
     Column("trigger", String(16)),
     Column("trigger_price", Money),
+    # v4: when a conditional order's trigger traded (NULL: not triggered), so a restart puts a
+    # triggered stop-limit back in the book instead of waiting for its trigger again.
+    Column("ts_triggered", BigInteger),
 )
 
 fills = Table(
@@ -148,6 +151,7 @@ ADDED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
         "fills": ("model", "queue_ahead_entry", "queue_ahead_fill", "entry_latency_ns",
                   "response_latency_ns", "arrival_mid", "flags"),
     },
+    4: {"orders": ("ts_triggered",)},
 }
 
 equity = Table(

@@ -224,14 +224,14 @@ def order_row(event: OrderUpdated) -> dict[str, Any]:
         ts_updated=event.ts_event, time_in_force=event.time_in_force.value,
         post_only=event.post_only, reduce_only=event.reduce_only,
         trigger=event.trigger.value if event.trigger is not None else None,
-        trigger_price=event.trigger_price,
+        trigger_price=event.trigger_price, ts_triggered=event.ts_triggered or None,
     )
 
 
 def _upsert_for(dialect: str) -> Callable[[dict[str, Any]], Any]:
     mod = postgresql if dialect == "postgresql" else sqlite
     keep = ("status", "filled_quantity", "average_price", "reason", "ts_updated", "quantity",
-            "limit_price")
+            "limit_price", "ts_triggered")
 
     def build(row: dict[str, Any]) -> Any:
         stmt = mod.insert(schema.orders).values(**row)

@@ -117,3 +117,51 @@ def test_latency_draws_are_seeded_per_venue_and_within_their_distribution() -> N
     const = LatencyModel(LatencyConfig(distribution="constant", entry_ms=12.5), 0, "x")
     assert const.entry_ns() == 12_500_000
     assert LatencyModel(None, 0, "x").response_ns() == 0
+
+
+def test_a_trigger_is_reported_before_the_fills_it_leads_to(h: Harness) -> None:
+    oid = h.stop(PERP, Side.BUY, "1", "100.4")
+    h.trade(PERP, "100.4", "1", Side.BUY)
+    mine = [u for u in h.updates if u.order_id == oid]
+    assert [(u.status, u.reason) for u in mine] == [
+        (OrderStatus.SUBMITTED, ""), (OrderStatus.ACCEPTED, ""),
+        (OrderStatus.ACCEPTED, "triggered"), (OrderStatus.FILLED, "triggered")]
+    assert mine[1].ts_triggered == 0
+    assert mine[2].ts_triggered == h.clock.now_ns() == mine[3].ts_triggered
+
+
+@pytest.mark.parametrize(("limit", "triggered", "where"), [
+    (None, False, "waiting"),  # a stop market whose trigger never traded waits again
+    ("99.4", False, "waiting"),
+    ("99.4", True, "resting"),  # a triggered stop-limit rests at its limit
+    (None, True, "execution_lost_at_restart"),  # executed, report lost: never executed twice
+])
+def test_restored_conditional_orders_resume_where_they_were(
+        limit: str | None, triggered: bool, where: str) -> None:
+    before = Harness()
+    before.levels(PERP, bids=[("99.0", "5")], asks=[("100.0", "5")])
+    before.trade(PERP, "100.0", "1", Side.BUY)
+    oid = before.stop(PERP, Side.SELL, "1", "99.5", limit=limit)
+    order = before.engine.orders[oid].order
+
+    after = Harness()
+    after.levels(PERP, bids=[("99.0", "5")], asks=[("100.0", "5")])
+    after.engine.restore(order, OrderStatus.ACCEPTED, Decimal(0), Decimal(0), 0,
+                         ts_triggered=before.clock.now_ns() if triggered else 0)
+    sets = after.venue.matcher.orders_of(PERP.id)
+    if where == "execution_lost_at_restart":
+        assert after.status(oid) is OrderStatus.CANCELED and after.reason(oid) == where
+        assert not after.fills and oid not in after.venue.orders
+        return
+    sim = after.venue.orders[oid]
+    assert (sim in sets.waiting) is (where == "waiting")
+    assert (sim in sets.resting) is (where == "resting")
+    assert sim.triggered is triggered
+    after.levels(PERP, asks=[("99.4", "3")])
+    if where == "resting":
+        assert sim.ahead == 3 * 10**3  # the queue comes from the first book after the restart
+    after.trade(PERP, "99.5", "1", Side.SELL)  # fires a waiting stop
+    if limit is None:
+        assert after.status(oid) is OrderStatus.FILLED  # took the 99.0 bid
+    else:
+        assert after.status(oid) is OrderStatus.ACCEPTED and sim in sets.resting

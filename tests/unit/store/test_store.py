@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import dataclasses
 import threading
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
 from tests.conftest import metric
 from tradebot.bus import Bus
@@ -113,3 +114,26 @@ def test_a_full_queue_blocks_the_publisher_and_loses_nothing(tmp_path: Path) -> 
     assert metric("tradebot_store_queue_full_total") > before
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(schema.equity)).scalar() == 100
+
+
+def test_a_version_3_database_gains_the_trigger_time_and_keeps_its_open_orders(
+        tmp_path: Path) -> None:
+    engine = db.create_db_engine(f"sqlite:///{tmp_path}/t.sqlite3")
+    db.migrate(engine)
+    writer = StoreWriter(engine, 16, 4)
+    bus = Bus()
+    writer.start(bus)
+    bus.publish(order(1, OrderStatus.ACCEPTED))
+    assert writer.close()
+    with engine.begin() as conn:  # what version 3 left on disk
+        conn.execute(text("ALTER TABLE orders DROP COLUMN ts_triggered"))
+        conn.execute(update(schema.schema_version).values(version=3))
+    assert db.migrate(engine) == 3
+    (restored,) = db.load_open_orders(engine)
+    assert restored.order_id == "O1" and restored.ts_triggered == 0
+    writer = StoreWriter(engine, 16, 4)
+    bus = Bus()
+    writer.start(bus)
+    bus.publish(dataclasses.replace(order(1, OrderStatus.ACCEPTED), ts_triggered=7))
+    assert writer.close()
+    assert db.load_open_orders(engine)[0].ts_triggered == 7
