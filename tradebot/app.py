@@ -358,7 +358,11 @@ class App:
     def _orders_json(self) -> list[dict[str, Any]]:
         return [
             {"order_id": s.order.order_id, "instrument": str(s.order.instrument),
-             "side": s.order.side.name, "quantity": str(s.order.quantity),
+             "side": s.order.side.name, "type": s.order.order_type.value,
+             "quantity": str(s.order.quantity),
+             "limit_price": _text(s.order.limit_price),
+             "trigger": s.order.trigger.value if s.order.trigger is not None else None,
+             "trigger_price": _text(s.order.trigger_price), "triggered": s.ts_triggered > 0,
              "status": s.status.value, "filled": str(s.filled), "reason": s.reason}
             for s in list(self.execution.orders.values())[-100:]
         ]
@@ -452,3 +456,7 @@ async def fetch_venue_instruments(config: Config) -> dict[InstrumentId, Instrume
                               key=f"feeds[{i}].symbols", source=config.source)
     log.info("instruments_loaded", count=len(found))
     return found
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)

@@ -243,6 +243,9 @@ def test_a_triggered_stop_limit_comes_back_resting_not_waiting_after_a_restart(
     assert state.status is OrderStatus.ACCEPTED and state.ts_triggered > 0, state
     (sim,) = first.venue.orders.values()
     assert sim.triggered and sim.ahead >= 0
+    (served,) = first._orders_json()  # what /api/orders shows
+    assert served["trigger"] == "stop" and served["triggered"] is True
+    assert served["type"] == "limit" and served["limit_price"] == str(state.order.limit_price)
 
     second = _app(cfg, rec)
     second.strategies._strategies.clear()
