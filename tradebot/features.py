@@ -25,7 +25,6 @@ from tradebot.bus import Bus
 from tradebot.clock import Clock, TimerHandle
 from tradebot.config import FeaturesConfig
 from tradebot.core import bars, fused
-from tradebot.core import book as kbook
 from tradebot.core.fused_layout import (
     BarFeatureParams,
     FeatureLayout,
@@ -33,7 +32,6 @@ from tradebot.core.fused_layout import (
     bar_layout,
     micro_layout,
 )
-from tradebot.core.microstructure import ASK_PX, ASK_SZ, BID_PX, BID_SZ
 from tradebot.domain import InstrumentId
 from tradebot.events import Bar, BookUpdated, Trade
 from tradebot.log import Throttle
@@ -88,7 +86,7 @@ class BookSource(Protocol):
 class _Instrument:
     """The state arrays of one instrument and how many inputs of each kind it accepted."""
 
-    __slots__ = ("bar_fs", "bar_ist", "bar_out", "bar_state", "book", "levels", "micro_out",
+    __slots__ = ("bar_fs", "bar_ist", "bar_out", "bar_state", "book", "micro_out",
                  "micro_state", "seen")
 
     def __init__(self, bar: FeatureLayout, micro: FeatureLayout, interval_ns: int,
@@ -99,7 +97,6 @@ class _Instrument:
         self.micro_state = micro.new_state()
         self.micro_out = micro.new_out()
         self.book = np.zeros((4, depth))
-        self.levels = np.zeros((depth, 2), np.int64)
         self.seen = {"bar": 0, "book": 0, "trade": 0}
 
 
@@ -207,24 +204,17 @@ class FeatureEngine:
         if source is None:
             return
         state = self._state(event.instrument)
-        self._read_book(source.book, state)
-        code = fused.update_book(state.micro_state, state.book, state.micro_out)
+        book = source.book
+        # Dividing by the exact power of ten gives the float nearest the decimal price.
+        units = book.instrument
+        code = fused.update_book_levels(
+            state.micro_state, book.keys, book.sizes, book.counts,
+            float(10**units.price_decimals), float(10**units.size_decimals), state.book,
+            state.micro_out)
         if code == fused.OK:
             state.seen["book"] += 1
         else:
             self._reject(REASONS[code], event.instrument)
-
-    def _read_book(self, book: BookArrays, state: _Instrument) -> None:
-        # Dividing by the exact power of ten gives the float nearest the decimal price.
-        px = float(10**book.instrument.price_decimals)
-        sz = float(10**book.instrument.size_decimals)
-        out = state.book
-        out[:] = 0.0
-        for row, (p, s) in ((0, (BID_PX, BID_SZ)), (1, (ASK_PX, ASK_SZ))):
-            k = kbook.book_levels(book.keys, book.sizes, book.counts, row, self._depth,
-                                  state.levels)
-            out[p, :k] = state.levels[:k, 0] / px
-            out[s, :k] = state.levels[:k, 1] / sz
 
     def on_trade(self, event: Trade) -> None:
         """Feed one trade to the bar builder and the trade features; publish a completed bar."""

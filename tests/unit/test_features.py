@@ -250,7 +250,8 @@ def _counting(monkeypatch: pytest.MonkeyPatch, module: Any, name: str,
 
 def test_each_event_is_one_feature_kernel_call(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: dict[str, int] = {}
-    for name in ("update_book", "update_trade", "update_bar", "update_bars"):
+    for name in ("update_book", "update_book_levels", "update_trade", "update_bar",
+                 "update_bars"):
         _counting(monkeypatch, fused, name, calls)
     _counting(monkeypatch, bars, "bar_update", calls)
     inst = _instrument()
@@ -260,12 +261,13 @@ def test_each_event_is_one_feature_kernel_call(monkeypatch: pytest.MonkeyPatch) 
     _set_top(book, 100.0, 1.0, 101.0, 2.0)
     for i in range(7):
         bus.publish(_book_event(inst.id, MINUTE + i))
-    assert calls == {"update_book": 7}
+    assert calls == {"update_book_levels": 7}  # reads the book arrays itself
     for i in range(5):
         bus.publish(trade(100.5, 1.0, MINUTE + i * 30_000_000_000, instrument=inst.id))
     # 5 trades over 2.5 minutes: two bars completed by trades.
     assert len(published) == 2
-    assert calls == {"update_book": 7, "bar_update": 5, "update_trade": 5, "update_bar": 2}
+    assert calls == {"update_book_levels": 7, "bar_update": 5, "update_trade": 5,
+                     "update_bar": 2}
 
 
 def test_warmup_compiles_every_core_module_that_has_a_warmup() -> None:

@@ -197,6 +197,35 @@ def update_book(state: np.ndarray, book: np.ndarray, out: np.ndarray) -> int:
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def update_book_levels(state: np.ndarray, keys: np.ndarray, sizes: np.ndarray,
+                       counts: np.ndarray, px_div: float, sz_div: float, book: np.ndarray,
+                       out: np.ndarray) -> int:
+    """Read the best levels of a local book (`core/book.py` arrays, integer units) into the
+    float scratch `book[4, levels]` and feed it to `update_book`: one call per book event.
+
+    A level's float is its integer units over `px_div` / `sz_div` (exact powers of ten), the
+    float nearest the decimal; levels past the book's depth are 0.
+    """
+    if book.shape[0] != 4 or keys.shape[0] != 2 or sizes.shape != keys.shape or (
+            counts.size != 2):
+        return BAD_SHAPE
+    width = book.shape[1]
+    for row in range(2):
+        n = counts[row]
+        k = min(width, n)
+        p = BID_PX if row == 0 else ASK_PX
+        q = BID_SZ if row == 0 else ASK_SZ
+        for j in range(k):
+            key = keys[row, n - 1 - j]
+            book[p, j] = (-key if row == 1 else key) / px_div
+            book[q, j] = sizes[row, n - 1 - j] / sz_div
+        for j in range(k, width):
+            book[p, j] = 0.0
+            book[q, j] = 0.0
+    return update_book(state, book, out)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def update_trade(state: np.ndarray, out: np.ndarray, price: float, size: float,
                  side: float) -> int:
     """Feed one trade (side +1 buy, -1 sell, 0 unknown); update the trade features in `out`."""
@@ -228,4 +257,7 @@ def warmup() -> None:
     mout = m.new_out()
     book = np.array([[1.0, 0.9], [2.0, 1.0], [1.1, 1.2], [1.0, 3.0]])
     update_book(ms, book, mout)
+    keys = np.array([[90, 100], [-120, -110]], np.int64)
+    sizes = np.array([[30, 10], [30, 12]], np.int64)
+    update_book_levels(ms, keys, sizes, np.array([2, 2], np.int64), 100.0, 10.0, book, mout)
     update_trade(ms, mout, 1.05, 0.5, 1.0)

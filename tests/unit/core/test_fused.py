@@ -150,3 +150,37 @@ def test_features_are_nan_until_warm_and_finite_after_on_real_candles() -> None:
     for j, name in enumerate(layout.names):
         assert np.isnan(out[: layout.warmup[j] - 1, j]).all(), name
         assert np.isfinite(out[layout.warmup[j] - 1 :, j]).all(), name
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 14), st.integers(0, 14))
+def test_reading_the_book_arrays_in_the_kernel_equals_copying_levels_first(
+        seed: int, n_bids: int, n_asks: int) -> None:
+    from tradebot.core import book as kbook
+
+    rng = np.random.default_rng(seed)
+    keys, sizes, counts, top = kbook.new_book(64)
+    bids = 100_000 - rng.choice(500, n_bids, replace=False)
+    asks = 100_001 + rng.choice(500, n_asks, replace=False)
+    rows = [(1, int(p), int(rng.integers(1, 10**6))) for p in bids] + \
+        [(-1, int(p), int(rng.integers(1, 10**6))) for p in asks]
+    levels = np.array(rows, np.int64).reshape(-1, 3)
+    assert kbook.book_apply(keys, sizes, counts, levels, len(rows), top, 64) == kbook.OK
+    layout = micro_layout()
+    depth = int(layout.template[0])
+    px, sz = 10.0, 1000.0
+    # The former path: copy each side's levels out, then divide in numpy.
+    expected_book = np.zeros((4, depth))
+    scratch = np.zeros((depth, 2), np.int64)
+    for row, (p, s) in ((0, (0, 1)), (1, (2, 3))):
+        k = kbook.book_levels(keys, sizes, counts, row, depth, scratch)
+        expected_book[p, :k] = scratch[:k, 0] / px
+        expected_book[s, :k] = scratch[:k, 1] / sz
+    want_state, want_out = layout.new_state(), layout.new_out()
+    want = fused.update_book(want_state, expected_book, want_out)
+    got_state, got_out, got_book = layout.new_state(), layout.new_out(), np.full((4, depth), 7.0)
+    got = fused.update_book_levels(got_state, keys, sizes, counts, px, sz, got_book, got_out)
+    assert got == want
+    assert_identical(got_book, expected_book)
+    assert_identical(got_state, want_state)
+    assert_identical(got_out, want_out)
