@@ -1,7 +1,9 @@
 """EMA crossover on the mid price: long when the fast EMA is above the slow one, else flat.
 
 Features come from `core.signals.ema_cross_update` (one compiled call per book update).
-Spot and linear perpetuals; with `allow_short` it goes short on a down-cross.
+Spot and linear perpetuals; with `allow_short` it goes short on a down-cross. It trades when
+the signal or the position changes (a partial fill, a denial, a liquidation), not when a price
+drift alone changes how many lots `order_notional` buys.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ class EmaCross(Strategy):
         self._state: dict[InstrumentId, np.ndarray] = {}
         self._pending: set[InstrumentId] = set()
         self._cooldown_until: dict[InstrumentId, int] = {}
+        # (signal, position) at which the position was found on target: nothing to do until
+        # either changes (a price drift alone does not resize the position).
+        self._settled: dict[InstrumentId, tuple[float, Decimal]] = {}
         self.signals = 0
 
     def on_book(self, event: BookUpdated) -> None:
@@ -63,14 +68,17 @@ class EmaCross(Strategy):
                                   self.p.slow_tau_s, self._band)
         if signal == 0.0 or iid in self._pending:
             return
+        position = self.ctx.portfolio.position(iid)
+        if self._settled.get(iid) == (signal, position):
+            return
         now = self.ctx.clock.now_ns()
         if now < self._cooldown_until.get(iid, 0):
             return
-        self._trade_toward(iid, int(signal), event)
+        self._trade_toward(iid, int(signal), event, position)
 
-    def _trade_toward(self, iid: InstrumentId, signal: int, event: BookUpdated) -> None:
+    def _trade_toward(self, iid: InstrumentId, signal: int, event: BookUpdated,
+                      position: Decimal) -> None:
         inst = self.ctx.instruments[iid]
-        position = self.ctx.portfolio.position(iid)
         price = event.best_ask if signal > 0 else event.best_bid
         if not (price > 0 and math.isfinite(price)):
             return
@@ -80,6 +88,7 @@ class EmaCross(Strategy):
         target = unit if signal > 0 else low
         delta = target - position
         if delta == 0 or abs(delta) < inst.lot_size:
+            self._settled[iid] = (float(signal), position)
             return
         side = Side.BUY if delta > 0 else Side.SELL
         reduce_only = abs(target) < abs(position) and target * position >= 0

@@ -103,3 +103,51 @@ def test_a_strategy_exception_is_counted_and_the_daemon_continues() -> None:
     bus.publish(BookUpdated(instrument=PERP, best_bid=1.0, best_bid_size=1, best_ask=2.0,
                             best_ask_size=1, ts_event=0, ts_init=0))
     assert metric("tradebot_strategy_errors_total", strategy="broken") == before + 1
+
+
+class Holding(Flat):
+    def __init__(self) -> None:
+        self.qty = Decimal(0)
+
+    def position(self, instrument: InstrumentId) -> Decimal:
+        return self.qty
+
+
+def test_it_trades_on_a_new_signal_or_position_not_on_a_price_drift() -> None:
+    bus, clock = Bus(), SimClock(0)
+    book = Holding()
+    runner = StrategyRunner(bus, clock, book, INSTRUMENTS)
+    strat = EmaCross("ema", {"fast_tau_s": 1, "slow_tau_s": 5, "band_bps": 1,
+                             "order_notional": "200", "cooldown_s": 0})
+    runner.add(strat, frozenset({PERP}))
+    runner.start()
+    intents: list[OrderIntent] = []
+    bus.subscribe(OrderIntent, intents.append)
+
+    def tick(i: int, price: float) -> None:
+        t = i * 200_000_000
+        clock.advance_to(t)
+        bus.publish(BookUpdated(instrument=PERP, best_bid=price, best_bid_size=1,
+                                best_ask=price + 0.1, best_ask_size=1, ts_event=t, ts_init=t))
+
+    for i in range(60):
+        tick(i, 50_000.0 + max(0, i - 50) * 10)
+    assert [x.quantity for x in intents] == [Decimal("0.003")]
+    book.qty = Decimal("0.003")  # filled
+    strat.on_order(_done(intents[0]))
+    for i in range(60, 200):  # still up, and the price rises until 200 USDT buys only 0.002
+        tick(i, 50_100.0 + (i - 60) * 400)
+    assert len(intents) == 1
+    book.qty = Decimal(0)  # the position closed behind its back (a liquidation, say)
+    tick(200, 106_100.0)
+    assert [x.quantity for x in intents[1:]] == [Decimal("0.001")]  # 200 USDT's worth again
+
+
+def _done(intent: OrderIntent):  # type: ignore[no-untyped-def]
+    from tradebot.domain import OrderStatus, OrderType
+    from tradebot.events import OrderUpdated
+
+    return OrderUpdated(order_id="o", strategy="ema", instrument=PERP, side=Side.BUY,
+                        order_type=OrderType.MARKET, quantity=intent.quantity, limit_price=None,
+                        status=OrderStatus.FILLED, filled_quantity=intent.quantity,
+                        average_price=None, reason="", ts_event=0, ts_init=0)
