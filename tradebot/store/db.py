@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, insert, select, text, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
 
 from tradebot.domain import InstrumentId, Liquidity, OrderStatus, OrderType, Side
@@ -61,7 +62,11 @@ def _add_columns(conn: Connection, version: int) -> None:
     """Add the columns `version` introduced to tables created by an older version."""
     for table_name, names in schema.ADDED_COLUMNS.get(version, {}).items():
         table = schema.metadata.tables[table_name]
+        # A table `create_all` made just now already has every column.
+        present = {c["name"] for c in sa_inspect(conn).get_columns(table_name)}
         for name in names:
+            if name in present:
+                continue
             ddl = table.c[name].type.compile(dialect=conn.dialect)
             conn.execute(text(f"ALTER TABLE {table_name} ADD COLUMN {name} {ddl}"))
 
