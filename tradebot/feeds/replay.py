@@ -111,12 +111,10 @@ def first_timestamp(path: Path) -> int:
 
 
 def _open(path: Path) -> IO[bytes]:
-    raw = path.open("rb")
-    magic = raw.read(2)
-    raw.seek(0)
-    if magic == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-    return raw
+    with path.open("rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    # gzip.open owns the file it opens (a GzipFile over our file object would not close it).
+    return gzip.open(path, "rb") if gzipped else path.open("rb")  # type: ignore[return-value]
 
 
 def detect_framing(path: Path) -> str:
