@@ -50,3 +50,8 @@ def test_numba_cache_directory_is_keyed_by_the_kernel_sources() -> None:
     keyed = cache_dir({**env, "NUMBA_CACHE_DIR": "/tmp/tradebot-base"})
     assert keyed.startswith("/tmp/tradebot-base/") and len(keyed.rsplit("/", 1)[1]) == 16
     assert cache_dir({**env, "NUMBA_CACHE_DIR": keyed}) == keyed  # a child keeps its parent's
+    # numba imported before tradebot (a notebook, a benchmark) still caches in the keyed place.
+    code = "import numba, tradebot; print(numba.config.CACHE_DIR)"
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True, env={**env, "NUMBA_CACHE_DIR": "/tmp/tradebot-base"})
+    assert first.stdout.strip() == keyed
