@@ -32,6 +32,7 @@ from tradebot.core.rolling import (
     moments_fill,
     moments_slide,
     nan_head,
+    nan_heads,
     ring_push,
     rolling_sum_nonneg,
     two_pass_array,
@@ -157,20 +158,22 @@ def bollinger_step(s: np.ndarray, o: int, x: float, out: np.ndarray, k: int) -> 
     out[k + 1] = mean
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
 def bollinger(
     x: np.ndarray, n: int, mult: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Return Bollinger upper, middle and lower bands, %b and bandwidth."""
     if n < 1:
         raise ValueError("period must be >= 1")
-    # Five arrays, not one (5, n) block: allocations past glibc's 32 MB mmap threshold are
-    # returned to the OS and page-faulted in again on every call.
-    upper = nan_head(x.size, n - 1)
-    middle = nan_head(x.size, n - 1)
-    lower = nan_head(x.size, n - 1)
-    pctb = nan_head(x.size, n - 1)
-    width = nan_head(x.size, n - 1)
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    upper, middle, lower, pctb, width = nan_heads(5, x.size, n - 1)
+    bollinger_into(x, n, mult, upper, middle, lower, pctb, width)
+    return upper, middle, lower, pctb, width
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def bollinger_into(x: np.ndarray, n: int, mult: float, upper: np.ndarray, middle: np.ndarray,
+                   lower: np.ndarray, pctb: np.ndarray, width: np.ndarray) -> None:
+    """Write Bollinger bands of `x` into arrays whose first `n - 1` values are NaN already."""
     mean, m2 = moments_fill(x, n)
     inv_n = 1.0 / n
     if x.size >= n:
@@ -187,7 +190,6 @@ def bollinger(
             left = RECOMPUTE_EVERY
         upper[i], lower[i], pctb[i], width[i] = _bands(x[i], mean, m2, n, inv_n, mult)
         middle[i] = mean
-    return upper, middle, lower, pctb, width
 
 
 def bollinger_state(n: int, mult: float) -> np.ndarray:

@@ -15,7 +15,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from tradebot.core.rolling import NAN, check_period, idx, nan_head, true_range, wilder
+from tradebot.core.rolling import (
+    NAN,
+    check_period,
+    idx,
+    nan_head,
+    nan_heads,
+    true_range,
+    wilder,
+)
 
 MACD_OUT = 3  # line, signal, histogram
 SUPERTREND_OUT = 2  # value, direction (+1 up: the line is the lower band; -1 down)
@@ -81,20 +89,27 @@ def macd_step(s: np.ndarray, o: int, x: float, out: np.ndarray, k: int) -> None:
     out[k + 2] = line - signal
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
 def macd(
     x: np.ndarray, fast: int, slow: int, signal: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return MACD line, signal and histogram (TA-Lib seeding; line from bar slow-1)."""
     if fast < 1 or signal < 1 or slow <= fast:
         raise ValueError("need 1 <= fast < slow and signal >= 1")
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    (line,) = nan_heads(1, x.size, slow - 1)
+    sig, hist = nan_heads(2, x.size, slow + signal - 2)
+    macd_into(x, fast, slow, signal, line, sig, hist)
+    return line, sig, hist
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def macd_into(x: np.ndarray, fast: int, slow: int, signal: int, line: np.ndarray,
+              sig: np.ndarray, hist: np.ndarray) -> None:
+    """Write MACD into arrays whose heads (`slow - 1`, `slow + signal - 2`) are NaN already."""
     n = x.size
     first = slow + signal - 2
-    line = nan_head(n, slow - 1)
-    sig = nan_head(n, first)
-    hist = nan_head(n, first)
     if n < slow:
-        return line, sig, hist
+        return
     kf = 2.0 / (fast + 1)
     ks = 2.0 / (slow + 1)
     kg = 2.0 / (signal + 1)
@@ -119,7 +134,6 @@ def macd(
         g = (g + v) / signal if i == first else (v - g) * kg + g
         sig[i] = g
         hist[i] = v - g
-    return line, sig, hist
 
 
 def macd_state(fast: int, slow: int, signal: int) -> np.ndarray:
