@@ -18,7 +18,7 @@ from prometheus_client import Counter
 from tradebot.bus import Bus, register_bus_metrics
 from tradebot.clock import Clock, LiveClock, SimClock, monotonic
 from tradebot.config import Config
-from tradebot.core.warmup import MODULES, warmup_all
+from tradebot.core.warmup import DAEMON_MODULES, warmup_daemon
 from tradebot.domain import Instrument, InstrumentId
 from tradebot.errors import ConfigError, DataError
 from tradebot.events import Fill, OrderDenied, SubmitOrder
@@ -101,6 +101,10 @@ class App:
                 f.venue: [self.instruments[InstrumentId(s, f.venue)] for s in f.symbols]
                 for f in config.feeds
             }
+        for insts in feed_instruments.values():
+            # What a feed follows, every component knows (risk, venue, strategies).
+            for inst in insts:
+                self.instruments.setdefault(inst.id, inst)
         self.feeds: dict[str, Feed] = {
             venue: build_feed(venue, insts, bus, clock) for venue, insts in feed_instruments.items()
         }
@@ -240,15 +244,16 @@ class App:
         having to cover the slowest machine.
         """
         started = monotonic()
-        log.info("kernels_warming", modules=len(MODULES),
+        log.info("kernels_warming", modules=len(DAEMON_MODULES),
                  cache_dir=os.environ.get("NUMBA_CACHE_DIR", ""))
 
         def before(index: int, name: str) -> None:
             self.notifier.extend_timeout(
-                WARMUP_MODULE_BUDGET_S, f"compiling kernels: {name} ({index + 1}/{len(MODULES)})")
+                WARMUP_MODULE_BUDGET_S,
+                f"compiling kernels: {name} ({index + 1}/{len(DAEMON_MODULES)})")
             log.debug("kernels_module_warming", module=name, index=index + 1)
 
-        warmup_all(before)
+        warmup_daemon(before)
         log.info("kernels_warmed", seconds=round(monotonic() - started, 3))
 
     async def run_live(self, stop: asyncio.Event | None = None) -> int:
@@ -378,7 +383,7 @@ class App:
             # Start simulated time at the first message, not at the epoch.
             self.clock.advance_to(first_timestamp(recordings[0].path))
         self.open_store()
-        warmup_all()
+        warmup_daemon()
         self._start_features()
         self.strategies.start()
         self.ready = True

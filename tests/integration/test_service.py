@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tests.conftest import data_file
 from tests.integration.fake_binance import FakeBinance, Script
-from tradebot.core.warmup import MODULES
+from tradebot.core.warmup import DAEMON_MODULES
 
 
 def write_config(tmp_path: Path, fake: FakeBinance) -> Path:
@@ -74,8 +74,8 @@ async def test_sigterm_stops_cleanly_after_ready_and_watchdog(tmp_path: Path) ->
         assert "binance_usdm connected 1/1 books" in ready[-1]
         # Kernel warm-up asked for start time before each module, with progress in STATUS.
         extends = [g for g in ready if g.startswith("EXTEND_TIMEOUT_USEC=")]
-        assert len(extends) == len(MODULES), ready
-        assert f"STATUS=compiling kernels: book (1/{len(MODULES)})" in extends[0]
+        assert len(extends) == len(DAEMON_MODULES), ready
+        assert f"STATUS=compiling kernels: book (1/{len(DAEMON_MODULES)})" in extends[0]
         await recv_until(sock, "WATCHDOG=1", 10, proc)
         proc.send_signal(signal.SIGTERM)
         stopping = await recv_until(sock, "STOPPING=1", 10, proc)

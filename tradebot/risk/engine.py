@@ -56,8 +56,9 @@ class RiskEngine:
         self._books: dict[InstrumentId, BookUpdated] = {}
         self._ids = itertools.count(1)
         self.rules: list[Rule] = [
-            TradingStateRule(), SupportedRule(), BookRule(config.max_book_age_s), LotSizeRule(),
-            MinNotionalRule(), MaxOrderNotionalRule(config.max_order_notional),
+            TradingStateRule(), SupportedRule(paper.account_currency),
+            BookRule(config.max_book_age_s), LotSizeRule(), MinNotionalRule(),
+            MaxOrderNotionalRule(config.max_order_notional),
             MaxPositionRule(config.max_position_notional), SpotBalanceRule(),
         ]
         self._denials = {rule.name: RISK_DENIALS.labels(rule.name) for rule in self.rules}

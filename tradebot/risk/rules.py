@@ -61,9 +61,18 @@ class TradingStateRule:
 class SupportedRule:
     name = "unsupported"
 
+    def __init__(self, account_currency: str) -> None:
+        self.currency = account_currency
+
     def check(self, ctx: CheckContext) -> str | None:
-        if ctx.instrument.kind is MarketKind.INVERSE_PERP:
+        inst = ctx.instrument
+        if inst.kind is MarketKind.INVERSE_PERP:
             return "inverse contracts are not supported by the paper venue yet"
+        if inst.quote != self.currency:
+            # The paper account holds one currency: a fill quoted in another could not be
+            # paid for or valued (YFI-BTC against a USDT account).
+            return (f"{inst.id} is quoted in {inst.quote}, not the account currency "
+                    f"{self.currency} (paper.account_currency)")
         intent = ctx.intent
         if intent.order_type is OrderType.LIMIT and intent.limit_price is None:
             return "a limit order needs a limit price"

@@ -7,11 +7,14 @@ import pytest
 from tradebot.bus import Bus
 from tradebot.clock import SimClock
 from tradebot.config import PaperConfig, RiskConfig, load_config
-from tradebot.domain import InstrumentId, OrderType, Side, TradingState
+from tradebot.domain import Instrument, InstrumentId, MarketKind, OrderType, Side, TradingState
 from tradebot.events import BookInvalidated, BookUpdated, OrderDenied, OrderIntent, SubmitOrder
 from tradebot.risk.engine import RiskEngine
 
-INSTRUMENTS = load_config(environ={}).instrument_map()
+ETHBTC = Instrument(id=InstrumentId("ETH-BTC", "binance"), venue_symbol="ETHBTC",
+                    kind=MarketKind.SPOT, base="ETH", quote="BTC", tick_size=Decimal("0.00001"),
+                    lot_size=Decimal("0.0001"), min_notional=Decimal("0.0001"))
+INSTRUMENTS = {**load_config(environ={}).instrument_map(), ETHBTC.id: ETHBTC}
 BTC = InstrumentId("BTC-USDT", "binance")
 PERP = InstrumentId("BTC-USDT-PERP", "binance_usdm")
 INVERSE = InstrumentId("BTC-USD-PERP", "binance_coinm")
@@ -62,6 +65,7 @@ def intent(iid: InstrumentId, side: Side, qty: str, *, reduce_only: bool = False
     (BTC, Side.BUY, "0.01", "max_order_notional"),   # 600 > 500
     (BTC, Side.SELL, "0.001", "balance"),            # spot: nothing to sell
     (INVERSE, Side.BUY, "1", "unsupported"),
+    (ETHBTC.id, Side.BUY, "1", "unsupported"),  # quoted in BTC: the account holds USDT
     (InstrumentId("X", "binance"), Side.BUY, "1", "unknown_instrument"),
 ])
 def test_each_rule_denies_with_a_reason(setup, iid, side, qty, rule) -> None:  # type: ignore[no-untyped-def]
