@@ -108,7 +108,7 @@ def _guarded(config: Config, args: argparse.Namespace) -> int:
         if args.command == "record":
             return _record(config, args)
         if args.command == "serve-recording":
-            return _serve_recording(args)
+            return _serve_recording(config, args)
         return _replay(config, args)
     except ConfigError as exc:
         log.error("config_invalid", error=str(exc))
@@ -188,13 +188,19 @@ def _record(config: Config, args: argparse.Namespace) -> int:
     return uvloop.run(main())
 
 
-def _serve_recording(args: argparse.Namespace) -> int:
+def _serve_recording(config: Config, args: argparse.Namespace) -> int:
+    from tradebot.feeds.replay import inspect
     from tradebot.feeds.replay_server import serve_recording
+
+    recording = inspect(args.file, args.venue)
+    # The books it serves: those the replay would follow ([[instruments]] for a file that
+    # carries no instrument list, like the hftbacktest captures).
+    feed_instruments, _ = _replay_instruments(config, [recording])
 
     async def main() -> int:
         stop = await _until_signal()
-        await serve_recording(args.file, args.venue, "127.0.0.1", args.ws_port,
-                              args.http_port, args.speed, args.fps, stop)
+        await serve_recording(recording, feed_instruments[recording.venue], "127.0.0.1",
+                              args.ws_port, args.http_port, args.speed, args.fps, stop)
         return EX_OK
 
     return uvloop.run(main())

@@ -21,7 +21,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
@@ -42,7 +41,6 @@ from tradebot.feeds.registry import build_feed
 from tradebot.feeds.replay import (
     Entry,
     Recording,
-    inspect,
     read_entries,
     read_lines,
     read_rest_lines,
@@ -356,8 +354,12 @@ class BinanceProtocol(BaseProtocol):
                 client.symbols.discard(symbol)
 
     def rest(self, method: str, path: str, query: Mapping[str, str]) -> bytes | None:
-        """Return a `/api/v3/depth` (or `/fapi`, `/dapi`) body from the mirror."""
-        spec = binance.VENUES[self.server.mirror.venue]
+        """Return a `/api/v3/depth` (or `/fapi`, `/dapi`) body from the mirror, and an
+        `exchangeInfo` of the served instruments when the recording holds none."""
+        venue = self.server.mirror.venue
+        spec = binance.VENUES[venue]
+        if path == binance.INSTRUMENTS_PATHS[venue] and self.server.recorded_body(path) is None:
+            return exchange_info(self.server.instruments, spec.futures)
         if path != spec.depth_path:
             return None
         book = self.valid_book(query.get("symbol", ""))
@@ -370,6 +372,32 @@ class BinanceProtocol(BaseProtocol):
             body |= {"E": ms, "T": ms}
         body |= {"bids": _pairs(book, 1, limit), "asks": _pairs(book, -1, limit)}
         return orjson.dumps(body)
+
+
+def exchange_info(instruments: list[Instrument], futures: bool) -> bytes:
+    """Return a Binance `exchangeInfo` body describing `instruments` (what
+    `binance.parse_instruments` reads), for recordings that carry no instrument list."""
+    rows = []
+    for inst in instruments:
+        tick, lot = inst.tick_size, inst.lot_size
+        row: dict[str, Any] = {
+            "symbol": inst.venue_symbol, "baseAsset": inst.base, "quoteAsset": inst.quote,
+            "filters": [{"filterType": "PRICE_FILTER", "tickSize": str(tick)},
+                        {"filterType": "LOT_SIZE", "stepSize": str(lot)},
+                        {"filterType": "NOTIONAL", "minNotional": str(inst.min_notional)}],
+        }
+        if futures:
+            row |= {"status": "TRADING", "contractStatus": "TRADING",
+                    "contractType": "PERPETUAL" if inst.id.symbol.endswith("-PERP")
+                    else "CURRENT_QUARTER", "pricePrecision": inst.price_decimals,
+                    "quantityPrecision": inst.size_decimals,
+                    "contractSize": int(inst.contract_size)
+                    if inst.contract_size == inst.contract_size.to_integral_value()
+                    else str(inst.contract_size)}
+        else:
+            row |= {"status": "TRADING", "quotePrecision": inst.price_decimals}
+        rows.append(row)
+    return orjson.dumps({"symbols": rows})
 
 
 def _bybit_key(topic: str) -> str:
@@ -799,14 +827,14 @@ def _route(url: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     return parts.path, tuple(sorted(parse_qsl(parts.query)))
 
 
-async def serve_recording(path: Path, venue: str | None, host: str, ws_port: int,
-                          http_port: int, speed: float, frames_per_second: float,
+async def serve_recording(recording: Recording, instruments: list[Instrument], host: str,
+                          ws_port: int, http_port: int, speed: float, frames_per_second: float,
                           stop: asyncio.Event) -> int:
     """Run a replay server until `stop` is set; return the frames played."""
-    server = ReplayServer(inspect(path, venue), frames_per_second=frames_per_second,
-                          speed=speed, host=host)
+    server = ReplayServer(recording, instruments=instruments,
+                          frames_per_second=frames_per_second, speed=speed, host=host)
     await server.start(ws_port, http_port)
-    print(f"serving {path.name} ({server.recording.venue}): websocket {server.ws_url}, "
+    print(f"serving {recording.path.name} ({recording.venue}): websocket {server.ws_url}, "
           f"REST {server.rest_url}", flush=True)
     try:
         await stop.wait()
