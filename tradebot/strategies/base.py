@@ -142,6 +142,11 @@ class StrategyContext:
                                      limit_price=limit_price, ts_event=now, ts_init=now))
 
 
+_MARKET_HOOKS: tuple[tuple[type, str], ...] = (
+    (BookUpdated, "on_book"), (BookInvalidated, "on_book_invalid"), (Trade, "on_trade"),
+    (Bar, "on_bar"))
+
+
 class StrategyRunner:
     """Deliver bus events to strategies through one exception-catching wrapper."""
 
@@ -154,6 +159,11 @@ class StrategyRunner:
         self._portfolio = portfolio
         self._instruments = instruments
         self._strategies: list[tuple[Strategy, frozenset[InstrumentId] | None]] = []
+        # Market-data hook -> the strategies that override it (a no-op hook costs a call
+        # per event otherwise); a topic no strategy handles is not subscribed at all.
+        self._listeners: dict[str, list[tuple[Strategy, frozenset[InstrumentId] | None]]] = {
+            hook: [] for _, hook in _MARKET_HOOKS}
+        self._subscribed: set[str] = set()
         self._running = False
         self._throttle = Throttle(30.0)
 
@@ -162,6 +172,8 @@ class StrategyRunner:
         strategy.bind(StrategyContext(strategy.name, self._bus, self._clock, self._portfolio,
                                       self._instruments, self._features))
         self._strategies.append((strategy, instruments))
+        if self._running:
+            self._subscribe_market()
 
     @property
     def strategies(self) -> list[Strategy]:
@@ -171,10 +183,7 @@ class StrategyRunner:
     def start(self) -> None:
         """Subscribe to the bus and call every strategy's `on_start`."""
         bus = self._bus
-        bus.subscribe(BookUpdated, lambda e: self._market(e, "on_book"))
-        bus.subscribe(BookInvalidated, lambda e: self._market(e, "on_book_invalid"))
-        bus.subscribe(Trade, lambda e: self._market(e, "on_trade"))
-        bus.subscribe(Bar, lambda e: self._market(e, "on_bar"))
+        self._subscribe_market()
         bus.subscribe(OrderUpdated, lambda e: self._own(e, e.strategy, "on_order"))
         bus.subscribe(Fill, lambda e: self._own(e, e.strategy, "on_fill"))
         bus.subscribe(OrderDenied, lambda e: self._own(e, e.intent.strategy, "on_denied"))
@@ -190,10 +199,24 @@ class StrategyRunner:
         for strategy, _ in self._strategies:
             self._call(strategy, strategy.on_stop)
 
-    def _market(self, event: Any, hook: str) -> None:
+    def _subscribe_market(self) -> None:
+        for topic, hook in _MARKET_HOOKS:
+            listeners = self._listeners[hook]
+            listeners[:] = [(s, wanted) for s, wanted in self._strategies
+                            if getattr(type(s), hook) is not getattr(Strategy, hook)]
+            if listeners and hook not in self._subscribed:
+                self._subscribed.add(hook)
+                self._bus.subscribe(topic, self._market_handler(hook, listeners))
+
+    def _market_handler(self, hook: str, listeners: list[tuple[Strategy, frozenset[
+            InstrumentId] | None]]) -> Callable[[Any], None]:
+        return lambda event: self._market(event, hook, listeners)
+
+    def _market(self, event: Any, hook: str,
+                listeners: list[tuple[Strategy, frozenset[InstrumentId] | None]]) -> None:
         if not self._running:
             return
-        for strategy, wanted in self._strategies:
+        for strategy, wanted in listeners:
             if wanted is None or event.instrument in wanted:
                 self._call(strategy, getattr(strategy, hook), event)
 
