@@ -163,6 +163,9 @@ class App:
             self.portfolio.on_funding(payment)
         log.info("portfolio_rebuilt", fills=len(fills), cash=str(self.portfolio.cash()),
                  equity=str(self.portfolio.equity()))
+        stored = db.count_orders(self.engine)
+        self.risk.continue_ids(stored)
+        self.liquidator.continue_ids(stored)
         # Subscribe only now, so rebuilt fills are not written twice.
         self.portfolio.start()
         self.writer.start(self.bus)

@@ -64,3 +64,23 @@ def test_missing_and_malformed_inputs_have_clear_exit_codes(tmp_path: Path) -> N
     bad = tmp_path / "bad.txt"
     bad.write_text("this is not a recording\n")
     assert main(["replay", "--json", str(bad)]) == 65
+
+
+def test_a_second_replay_into_the_same_database_continues_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+
+    from tests.conftest import metric
+
+    path = str(data_file("binance_hftbacktest/usdm/btcusdt_20240808.gz"))
+    db = tmp_path / "shared.sqlite3"
+    args = ("--strategy", "quoting", "--db", f"sqlite:///{db}", path)
+    errors = metric("tradebot_store_write_errors_total")
+    first = replay(capsys, *args)
+    second = replay(capsys, *args)  # same recording, same clock: ids must not repeat
+    assert first["fills"] > 0 and second["fills"] > 0
+    assert metric("tradebot_store_write_errors_total") == errors
+    conn = sqlite3.connect(db)
+    fills = conn.execute("select count(*), count(distinct fill_id) from fills").fetchone()
+    conn.close()
+    assert fills[0] == fills[1] == first["fills"] + second["fills"]

@@ -44,6 +44,10 @@ class Liquidator:
         self.liquidations = 0
         bus.subscribe(BookUpdated, self.on_book)
 
+    def continue_ids(self, stored_orders: int) -> None:
+        """Number liquidation orders after the `stored_orders` the store holds (as risk does)."""
+        self._ids = itertools.count(stored_orders + 1)
+
     def on_book(self, event: BookUpdated) -> None:
         """Check the margin now and then while a perpetual position is open."""
         if event.instrument not in self._perps or event.ts_init < self._next_check:

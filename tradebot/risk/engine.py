@@ -68,6 +68,14 @@ class RiskEngine:
         bus.subscribe(BookInvalidated, self._on_invalid)
         self._show_state()
 
+    def continue_ids(self, stored_orders: int) -> None:
+        """Number new orders after the `stored_orders` the store holds.
+
+        An id is its submit time and a counter: a replay into a database that already holds
+        a replay of the same recording would otherwise repeat the first run's ids.
+        """
+        self._ids = itertools.count(stored_orders + 1)
+
     def _on_book(self, event: BookUpdated) -> None:
         self._books[event.instrument] = event
 
@@ -103,7 +111,7 @@ class RiskEngine:
                 self._deny(intent, rule.name, reason, now)
                 return
         RISK_APPROVALS.inc()
-        order_id = f"O-{now:x}-{next(self._ids)}"
+        order_id = f"O-{now:x}-{next(self._ids)}"  # unique: see continue_ids
         self._bus.publish(SubmitOrder(order_id=order_id, intent=intent, ts_event=now,
                                       ts_init=now))
 

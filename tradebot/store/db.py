@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert, select, text, update
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, text, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
 
@@ -82,6 +82,12 @@ def load_starting_cash(engine: Engine, currency: str, configured: Decimal, now_n
                                                        created_ns=now_ns))
             return configured
         return Decimal(row)
+
+
+def count_orders(engine: Engine) -> int:
+    """Return how many orders the store holds (any state)."""
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(schema.orders)).scalar() or 0)
 
 
 def load_fills(engine: Engine) -> list[Fill]:
