@@ -27,9 +27,9 @@ class Clock(Protocol):
         """Run `callback` when the clock reaches `ts_ns`."""
 
 
-def perf_ns() -> int:
-    """Return a monotonic high-resolution counter for measuring durations."""
-    return time.perf_counter_ns()
+# A monotonic high-resolution counter for measuring durations (ns). The function itself, not
+# a wrapper: feeds time every frame with it, and a Python frame more costs ~1% of a replay.
+perf_ns = time.perf_counter_ns
 
 
 def monotonic() -> float:

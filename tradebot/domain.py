@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import IntEnum, StrEnum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
 class Side(IntEnum):
@@ -85,9 +85,13 @@ class TradingState(StrEnum):
     HALTED = "halted"
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class InstrumentId:
-    """A normalised symbol (`BTC-USDT`, `BTC-USDT-PERP`) on a venue (`binance`, `binance_usdm`)."""
+class InstrumentId(NamedTuple):
+    """A normalised symbol (`BTC-USDT`, `BTC-USDT-PERP`) on a venue (`binance`, `binance_usdm`).
+
+    A named tuple rather than a frozen dataclass: it keys the dicts every event goes through,
+    and a tuple hashes in C where a dataclass calls a generated Python `__hash__` (200,000
+    calls in one replay of the USD-M BTCUSDT recording).
+    """
 
     symbol: str
     venue: str

@@ -85,7 +85,12 @@ def read_lines(path: Path, position: list[int] | None = None) -> Iterator[tuple[
             rest = lines.pop()
             for line in lines:
                 lineno += 1
-                if line:
+                # The common case inline (a call per line costs ~1% of a replay); anything
+                # else goes through _split_line, which names the file and line when malformed.
+                ts, sep, payload = line.partition(b" ")
+                if sep and ts.isdigit() and payload[:1] == b"{" and payload[-1:] != b"\r":
+                    yield int(ts), payload
+                elif line:
                     yield _split_line(path, lineno, line)
         if rest.strip():
             yield _split_line(path, lineno + 1, rest)
@@ -358,9 +363,10 @@ class ReplayDriver:
                 done_bytes += rec.path.stat().st_size
                 continue
             position = [0]
+            advance_to, dispatch = self._clock.advance_to, self._dispatch
             for n, (ts, payload) in enumerate(read_lines(rec.path, position)):
-                self._clock.advance_to(ts)
-                self._dispatch(feed, rec, ts, payload)
+                advance_to(ts)
+                dispatch(feed, rec, ts, payload)
                 self.messages += 1
                 if n & 1023 == 0:
                     await pace.wait(ts)
