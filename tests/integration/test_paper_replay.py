@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -183,13 +184,21 @@ class DeepBid(Strategy):
 PERP_INST = load_config(environ={}).instrument_map()[PERP]
 
 
+def _replay_with(cfg: Config, rec: Recording,
+                 strategy: Callable[[App], Strategy] | None) -> App:
+    """Replay `rec` with only `strategy` (None: no strategy); return the app after it."""
+    app = _app(cfg, rec)
+    app.strategies._strategies.clear()
+    if strategy is not None:
+        app.strategies.add(strategy(app), frozenset({PERP}))
+    asyncio.run(app.run_replay([rec], progress=False))
+    return app
+
+
 def test_a_resting_order_survives_a_restart_with_its_queue_recomputed(tmp_path: Path) -> None:
     rec = inspect(data_file(USDM_BTC))
     cfg = _config(tmp_path, "restart")
-    first = _app(cfg, rec)
-    first.strategies._strategies.clear()
-    first.strategies.add(DeepBid(first), frozenset({PERP}))
-    asyncio.run(first.run_replay([rec], progress=False))
+    first = _replay_with(cfg, rec, DeepBid)
     states = list(first.execution.orders.values())
     still_open = [s for s in states if not s.status.is_terminal]
     assert len(still_open) == 1, states
@@ -235,10 +244,7 @@ def test_a_triggered_stop_limit_comes_back_resting_not_waiting_after_a_restart(
         tmp_path: Path) -> None:
     rec = inspect(data_file(USDM_BTC))
     cfg = _config(tmp_path, "stoplimit")
-    first = _app(cfg, rec)
-    first.strategies._strategies.clear()
-    first.strategies.add(StopLimitBelow(first), frozenset({PERP}))
-    asyncio.run(first.run_replay([rec], progress=False))
+    first = _replay_with(cfg, rec, StopLimitBelow)
     (state,) = first.execution.orders.values()
     assert state.status is OrderStatus.ACCEPTED and state.ts_triggered > 0, state
     (sim,) = first.venue.orders.values()
@@ -247,9 +253,7 @@ def test_a_triggered_stop_limit_comes_back_resting_not_waiting_after_a_restart(
     assert served["trigger"] == "stop" and served["triggered"] is True
     assert served["type"] == "limit" and served["limit_price"] == str(state.order.limit_price)
 
-    second = _app(cfg, rec)
-    second.strategies._strategies.clear()
-    asyncio.run(second.run_replay([rec], progress=False))
+    second = _replay_with(cfg, rec, None)
     again = second.execution.orders[state.order.order_id]
     assert again.status is OrderStatus.ACCEPTED
     assert again.ts_triggered == state.ts_triggered

@@ -67,21 +67,32 @@ class Flat:
         return Decimal(10_000)
 
 
-def test_an_up_cross_emits_one_buy_intent_sized_to_the_notional() -> None:
+def tick(bus: Bus, clock: SimClock, i: int, price: float) -> None:
+    """Publish the book of step `i` (200 ms apart) with `price` as its bid."""
+    t = i * 200_000_000
+    clock.advance_to(t)
+    bus.publish(BookUpdated(instrument=PERP, best_bid=price, best_bid_size=1,
+                            best_ask=price + 0.1, best_ask_size=1, ts_event=t, ts_init=t))
+
+
+def ema_on(portfolio: Flat, cooldown_s: float) -> tuple[Bus, SimClock, EmaCross,
+                                                         list[OrderIntent]]:
+    """Start one EmaCross (1 s / 5 s, 200 USDT) on PERP; return its bus, clock and intents."""
     bus, clock = Bus(), SimClock(0)
-    runner = StrategyRunner(bus, clock, Flat(), INSTRUMENTS)
+    runner = StrategyRunner(bus, clock, portfolio, INSTRUMENTS)
     strat = EmaCross("ema", {"fast_tau_s": 1, "slow_tau_s": 5, "band_bps": 1,
-                             "order_notional": "200", "cooldown_s": 100})
+                             "order_notional": "200", "cooldown_s": cooldown_s})
     runner.add(strat, frozenset({PERP}))
     runner.start()
     intents: list[OrderIntent] = []
     bus.subscribe(OrderIntent, intents.append)
+    return bus, clock, strat, intents
+
+
+def test_an_up_cross_emits_one_buy_intent_sized_to_the_notional() -> None:
+    bus, clock, _, intents = ema_on(Flat(), cooldown_s=100)
     for i in range(100):
-        t = i * 200_000_000
-        clock.advance_to(t)
-        price = 50_000.0 + (0 if i < 50 else (i - 50) * 10)
-        bus.publish(BookUpdated(instrument=PERP, best_bid=price, best_bid_size=1,
-                                best_ask=price + 0.1, best_ask_size=1, ts_event=t, ts_init=t))
+        tick(bus, clock, i, 50_000.0 + (0 if i < 50 else (i - 50) * 10))
     assert len(intents) == 1
     assert intents[0].side is Side.BUY
     assert intents[0].quantity == Decimal("0.003")  # 200 / ~50,300 rounded down to 0.001 lots
@@ -114,32 +125,18 @@ class Holding(Flat):
 
 
 def test_it_trades_on_a_new_signal_or_position_not_on_a_price_drift() -> None:
-    bus, clock = Bus(), SimClock(0)
     book = Holding()
-    runner = StrategyRunner(bus, clock, book, INSTRUMENTS)
-    strat = EmaCross("ema", {"fast_tau_s": 1, "slow_tau_s": 5, "band_bps": 1,
-                             "order_notional": "200", "cooldown_s": 0})
-    runner.add(strat, frozenset({PERP}))
-    runner.start()
-    intents: list[OrderIntent] = []
-    bus.subscribe(OrderIntent, intents.append)
-
-    def tick(i: int, price: float) -> None:
-        t = i * 200_000_000
-        clock.advance_to(t)
-        bus.publish(BookUpdated(instrument=PERP, best_bid=price, best_bid_size=1,
-                                best_ask=price + 0.1, best_ask_size=1, ts_event=t, ts_init=t))
-
+    bus, clock, strat, intents = ema_on(book, cooldown_s=0)
     for i in range(60):
-        tick(i, 50_000.0 + max(0, i - 50) * 10)
+        tick(bus, clock, i, 50_000.0 + max(0, i - 50) * 10)
     assert [x.quantity for x in intents] == [Decimal("0.003")]
     book.qty = Decimal("0.003")  # filled
     strat.on_order(_done(intents[0]))
     for i in range(60, 200):  # still up, and the price rises until 200 USDT buys only 0.002
-        tick(i, 50_100.0 + (i - 60) * 400)
+        tick(bus, clock, i, 50_100.0 + (i - 60) * 400)
     assert len(intents) == 1
     book.qty = Decimal(0)  # the position closed behind its back (a liquidation, say)
-    tick(200, 106_100.0)
+    tick(bus, clock, 200, 106_100.0)
     assert [x.quantity for x in intents[1:]] == [Decimal("0.001")]  # 200 USDT's worth again
 
 

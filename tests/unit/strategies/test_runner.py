@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
+from tests.unit.strategies.test_ema_cross import Flat
 from tradebot.bus import Bus
 from tradebot.clock import SimClock
 from tradebot.domain import InstrumentId, Side
@@ -11,17 +10,6 @@ from tradebot.events import BookUpdated, Trade
 from tradebot.strategies.base import Strategy, StrategyRunner
 
 BTC = InstrumentId("BTC-USDT", "binance")
-
-
-class Flat:
-    def position(self, instrument: InstrumentId) -> Decimal:
-        return Decimal(0)
-
-    def cash(self) -> Decimal:
-        return Decimal(0)
-
-    def equity(self) -> Decimal:
-        return Decimal(0)
 
 
 class Books(Strategy):
