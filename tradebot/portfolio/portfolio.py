@@ -79,6 +79,7 @@ class Portfolio:
         self.positions: dict[InstrumentId, Position] = {}
         self._traded: dict[str, Decimal] = defaultdict(Decimal)
         self._books: dict[InstrumentId, tuple[float, float]] = {}
+        self._book_marks: dict[InstrumentId, tuple[tuple[float, float], Decimal]] = {}
         self._mark_prices: dict[InstrumentId, Decimal] = {}
         self._interval_ns = int(equity_interval_s * 1e9)
         self._timer: TimerHandle | None = None
@@ -139,8 +140,13 @@ class Portfolio:
         book = self._books.get(instrument)
         if book is None or book[0] <= 0 or book[1] <= 0:
             return None
+        cached = self._book_marks.get(instrument)
+        if cached is not None and cached[0] is book:
+            return cached[1]  # same book event: equity, margin and risk ask for it in turn
         # The floats were parsed from the venue's short decimal strings: repr is exact.
-        return (Decimal(repr(book[0])) + Decimal(repr(book[1]))) / 2
+        mid = (Decimal(repr(book[0])) + Decimal(repr(book[1]))) / 2
+        self._book_marks[instrument] = (book, mid)
+        return mid
 
     def traded_notional(self, venue: str) -> Decimal:
         """Return the notional traded on a venue since the account was created (fee tiers)."""
