@@ -1,10 +1,11 @@
 """Statistical indicators on bars: rate of change, Bollinger bands, rolling z-score, realized
 volatility (the Stochastic oscillator is in `indicators_stoch.py`).
 
-Same three-part shape as `indicators.py`. Windows carry a running mean and sum of squared
-deviations (Welford's update, sliding form), recomputed in two passes every 256 values and
-once it falls far below its peak since the last recompute; a standard deviation below 1e-12
-of the mean counts as zero, so a flat window reads as flat, not as rounding noise.
+Same three-part shape as `indicators.py`. Windows carry the moments of `rolling.py`: running
+sums of (x - K) and (x - K)^2 with a shift K near the mean, computed in two passes when the
+window fills, every 256 values after that, and once the sum of squared deviations falls far
+below the peak squared sum since the last recompute; a standard deviation below 1e-12 of the
+mean counts as zero, so a flat window reads as flat, not as rounding noise.
 
 - ROC: TA-Lib's TA_ROC, 100 * (x[t] / x[t-n] - 1); NaN over a zero price (TA-Lib gives 0).
 - Bollinger bands (J. Bollinger, "Bollinger on Bollinger Bands", 2001): SMA(n) +/- k population
@@ -25,18 +26,20 @@ from numba import njit
 
 from tradebot.core.rolling import (
     NAN,
-    RECOMPUTE_EVERY,
     check_period,
     idx,
+    is_due,
     is_flat,
-    moments_fill,
+    moments_into,
     moments_slide,
     nan_head,
     nan_heads,
     ring_push,
     rolling_sum_nonneg,
-    two_pass_array,
+    shifted_array,
+    shifted_moments,
     window_moments,
+    window_moments_read,
     window_sum_nonneg,
 )
 
@@ -102,7 +105,7 @@ def roc_update(state: np.ndarray, x: float) -> float:
 
 
 
-# --- Bollinger: block [n, count, mult, mean, m2, pos, 1/n, peak m2, left, ring(n)] -----------
+# --- Bollinger: block [n, count, mult, s1, s2, pos, 1/n, peak s2, shift, ring(n)] ----------
 
 
 def bollinger_size(n: int, mult: float) -> int:
@@ -126,16 +129,20 @@ def _bands(
     x: float, mean: float, m2: float, n: int, inv_n: float, mult: float
 ) -> tuple[float, float, float, float]:
     # upper, lower, %b, bandwidth; one division serves both ratios (r = 1 / (span mean)).
-    width = 0.0 if is_flat(m2, n, mean) else mult * math.sqrt(m2 * inv_n)
+    # Selects, not branches, so the batch loop vectorizes: a flat window or a zero mean
+    # discards the NaN or infinity of the square root and the division.
+    width = mult * math.sqrt(m2 * inv_n)
+    width = 0.0 if is_flat(m2, n, mean) else width
     upper = mean + width
     lower = mean - width
     span = upper - lower
-    if mean == 0.0:
-        return upper, lower, NAN, NAN
-    if width == 0.0:
-        return upper, lower, NAN, 0.0
     r = 1.0 / (span * mean)
-    return upper, lower, (x - lower) * mean * r, span * span * r
+    pctb = (x - lower) * mean * r
+    bandwidth = span * span * r
+    pctb = NAN if (mean == 0.0) | (width == 0.0) else pctb
+    bandwidth = NAN if mean == 0.0 else bandwidth
+    bandwidth = 0.0 if (width == 0.0) & (mean != 0.0) else bandwidth
+    return upper, lower, pctb, bandwidth
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -171,25 +178,26 @@ def bollinger(
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _bands_into(x: np.ndarray, n: int, mult: float, upper: np.ndarray, middle: np.ndarray,
+                lower: np.ndarray, pctb: np.ndarray, width: np.ndarray) -> None:
+    # Indices from 0: no negative-index wraparound, so square roots and divisions go four
+    # at a time. `width` holds m2 on entry.
+    inv_n = 1.0 / n
+    for i in range(x.size):
+        upper[i], lower[i], pctb[i], width[i] = _bands(x[i], middle[i], width[i], n, inv_n, mult)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def bollinger_into(x: np.ndarray, n: int, mult: float, upper: np.ndarray, middle: np.ndarray,
                    lower: np.ndarray, pctb: np.ndarray, width: np.ndarray) -> None:
     """Write Bollinger bands of `x` into arrays whose first `n - 1` values are NaN already."""
-    mean, m2 = moments_fill(x, n)
-    inv_n = 1.0 / n
-    if x.size >= n:
-        upper[n - 1], lower[n - 1], pctb[n - 1], width[n - 1] = _bands(x[n - 1], mean, m2, n,
-                                                                       inv_n, mult)
-        middle[n - 1] = mean
-    peak = m2
-    left = RECOMPUTE_EVERY
-    for i in range(n, x.size):
-        mean, m2, peak, left, redo = moments_slide(mean, m2, peak, left, x[i], x[i - n], inv_n)
-        if redo:
-            mean, m2 = two_pass_array(x, i - n + 1, i + 1)
-            peak = m2
-            left = RECOMPUTE_EVERY
-        upper[i], lower[i], pctb[i], width[i] = _bands(x[i], mean, m2, n, inv_n, mult)
-        middle[i] = mean
+    if x.size < n:
+        return
+    # Two loops: the moments' recurrence, then the bands, which vectorize apart from it
+    # (`width` holds m2 in between).
+    moments_into(x, n, middle, width)
+    k = n - 1
+    _bands_into(x[k:], n, mult, upper[k:], middle[k:], lower[k:], pctb[k:], width[k:])
 
 
 def bollinger_state(n: int, mult: float) -> np.ndarray:
@@ -205,7 +213,7 @@ def bollinger_update(state: np.ndarray, x: float, out: np.ndarray) -> None:
     bollinger_step(state, 0, x, out, 0)
 
 
-# --- z-score: block [n, count, -, mean, m2, pos, 1/n, peak, left, ring(n)] (Bollinger's) -----
+# --- z-score: block [n, count, -, s1, s2, pos, 1/n, peak, shift, ring(n)] (Bollinger's) -----
 
 
 def zscore_size(n: int) -> int:
@@ -234,7 +242,8 @@ def zscore_read(s: np.ndarray, o: int, x: float) -> float:
     n = idx(s[o])
     if s[o + 1] < n:
         return NAN
-    return _zscore_value(x, s[o + 3], s[o + 4], n)
+    mean, m2 = window_moments_read(s, o + 3)
+    return _zscore_value(x, mean, m2, n)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -253,18 +262,20 @@ def zscore(x: np.ndarray, n: int) -> np.ndarray:
     if n < 2:
         raise ValueError("period must be >= 2")
     out = nan_head(x.size, n - 1)
-    mean, m2 = moments_fill(x, n)
-    if x.size >= n:
-        out[n - 1] = _zscore_value(x[n - 1], mean, m2, n)
+    if x.size < n:
+        return out
+    shift, s1, s2 = shifted_array(x, 0, n)
+    peak = s2
     inv_n = 1.0 / n
-    peak = m2
-    left = RECOMPUTE_EVERY
+    mean, m2 = shifted_moments(shift, s1, s2, inv_n)
+    out[n - 1] = _zscore_value(x[n - 1], mean, m2, n)
     for i in range(n, x.size):
-        mean, m2, peak, left, redo = moments_slide(mean, m2, peak, left, x[i], x[i - n], inv_n)
+        s1, s2, peak, redo = moments_slide(s1, s2, peak, shift, x[i], x[i - n], inv_n,
+                                           is_due(i - n + 1))
         if redo:
-            mean, m2 = two_pass_array(x, i - n + 1, i + 1)
-            peak = m2
-            left = RECOMPUTE_EVERY
+            shift, s1, s2 = shifted_array(x, i - n + 1, i + 1)
+            peak = s2
+        mean, m2 = shifted_moments(shift, s1, s2, inv_n)
         out[i] = _zscore_value(x[i], mean, m2, n)
     return out
 

@@ -4,9 +4,14 @@ State blocks are slices of one float64 array: a kernel receives the array `s` an
 of its block, so the same step function serves a standalone state and the packed state of the
 fused kernels. Counters and ring positions are stored as float64 (exact below 2**53).
 
-Rolling means and sums of squared deviations slide with Welford's update and are recomputed
-in two passes every `RECOMPUTE_EVERY` slides, and sooner once m2 falls far below its peak
-since the last recompute (the rounding error is proportional to that peak).
+Rolling means and sums of squared deviations (m2) slide as shifted running sums
+s1 = sum(x - K) and s2 = sum((x - K)^2), with the shift K at the window mean of the last
+two-pass computation: mean = K + s1/n and m2 = s2 - s1^2/n are computed off the loop-carried
+chain, which is one add per sum (Welford's sliding update chains mean into m2, about 16
+cycles a value). Two passes over the window start the sums once it is full and recompute
+them, re-anchoring K, every `RECOMPUTE_EVERY` slides and sooner once m2 falls far below the
+largest s2 since the last recompute: the rounding error of s2, and the cancellation in
+s2 - s1^2/n, are proportional to that peak.
 Rolling sums come in two kinds, chosen for their rounding behaviour:
 - non-negative values (volume, squared returns): the sum is carried forward and re-summed from
   the window whenever the value leaving it exceeds `RESUM_RATIO` times what remains, so a spike
@@ -24,6 +29,7 @@ from numba import njit
 
 RESUM_RATIO = 1e3
 RECOMPUTE_EVERY = 256  # slides between two-pass recomputes of rolling moments
+RECOMPUTE_MASK = RECOMPUTE_EVERY - 1  # RECOMPUTE_EVERY is a power of two
 FLAT_RATIO = 1e-12  # a standard deviation below this fraction of the mean is rounding noise
 NAN = math.nan
 
@@ -155,47 +161,45 @@ def true_range(high: float, low: float, prev_close: float) -> float:
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def welford_add(mean: float, m2: float, k: int, x: float) -> tuple[float, float]:
-    """Add `x` as the `k`-th value to a running mean and sum of squared deviations."""
-    delta = x - mean
-    mean += delta / k
-    m2 += delta * (x - mean)
-    return mean, m2
-
-
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def welford_slide(
-    mean: float, m2: float, inv_n: float, x: float, old: float
-) -> tuple[float, float]:
-    """Replace `old` by `x` in a full window of 1/`inv_n` values (add, then remove)."""
-    new_mean = mean + (x - old) * inv_n
-    m2 += (x - old) * (x - new_mean + old - mean)
-    return new_mean, m2
-
-
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def two_pass_ring(s: np.ndarray, ring: int, n: int, pos: int) -> tuple[float, float]:
-    """Return mean and sum of squared deviations of the ring, oldest first."""
-    mean = ring_sum(s, ring, n, pos) / n
-    m2 = 0.0
+def shifted_ring(s: np.ndarray, ring: int, n: int, pos: int) -> tuple[float, float, float]:
+    """Return the ring's mean K, sum(x - K) and sum((x - K)^2), oldest first."""
+    shift = ring_sum(s, ring, n, pos) / n
+    s1 = 0.0
+    s2 = 0.0
     for j in range(n):
         k = pos + j
         if k >= n:
             k -= n
-        d = s[ring + k] - mean
-        m2 += d * d
-    return mean, m2
+        d = s[ring + k] - shift
+        s1 += d
+        s2 += d * d
+    return shift, s1, s2
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def shifted_array(x: np.ndarray, start: int, stop: int) -> tuple[float, float, float]:
+    """Return the mean K of `x[start:stop]`, sum(x - K) and sum((x - K)^2) over it."""
+    shift = array_sum(x, start, stop) / (stop - start)
+    s1 = 0.0
+    s2 = 0.0
+    for i in range(start, stop):
+        d = x[i] - shift
+        s1 += d
+        s2 += d * d
+    return shift, s1, s2
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def shifted_moments(shift: float, s1: float, s2: float, inv_n: float) -> tuple[float, float]:
+    """Return mean and sum of squared deviations of 1/`inv_n` values from their shifted sums."""
+    t = s1 * inv_n
+    return shift + t, s2 - s1 * t
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def two_pass_array(x: np.ndarray, start: int, stop: int) -> tuple[float, float]:
     """Return mean and sum of squared deviations of `x[start:stop]`."""
-    n = stop - start
-    mean = array_sum(x, start, stop) / n
-    m2 = 0.0
-    for i in range(start, stop):
-        d = x[i] - mean
-        m2 += d * d
+    mean, _, m2 = shifted_array(x, start, stop)
     return mean, m2
 
 
@@ -209,10 +213,17 @@ def is_flat(m2: float, n: float, mean: float) -> bool:
 def m2_lost_precision(m2_peak: float, m2_after: float) -> bool:
     """Tell whether sliding updates cancelled most of the sum of squared deviations.
 
-    Rounding error builds up in proportion to the largest m2 since the last two-pass
-    recompute (`m2_peak`); once m2 falls far below that, its relative error has grown.
+    Rounding error builds up in proportion to the largest sum carried since the last two-pass
+    recompute (`m2_peak`: m2 itself, or s2 >= m2 for shifted sums); once m2 falls far below
+    that, its relative error has grown.
     """
     return m2_after <= 0.0 or m2_peak > RESUM_RATIO * m2_after
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def is_due(slides: int) -> bool:
+    """Tell whether `slides` (counted since the window filled) calls for a two-pass recompute."""
+    return (slides & RECOMPUTE_MASK) == 0
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -286,60 +297,84 @@ def rolling_sum_signed(x: np.ndarray, n: int) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def window_moments_read(s: np.ndarray, at: int) -> tuple[float, float]:
+    """Return mean and sum of squared deviations of the moments block at `at`."""
+    return shifted_moments(s[at + 5], s[at], s[at + 1], s[at + 3])
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def window_moments(
     s: np.ndarray, at: int, ring: int, n: int, count: float, x: float
 ) -> tuple[float, float]:
     """Push `x` into the window at `ring`; return its mean and sum of squared deviations.
 
-    `s[at]`, `s[at+1]` carry mean and m2, `s[at+2]` the ring position, `s[at+3]` holds 1/n,
-    `s[at+4]` the largest m2 since the last two-pass recompute, `s[at+5]` the slides left
-    until the next one.
+    NaN until the window is full. `count` counts values pushed, this one included. `s[at]`,
+    `s[at+1]` carry s1 = sum(x - K) and s2 = sum((x - K)^2) over the full window, `s[at+2]`
+    the ring position, `s[at+3]` holds 1/n, `s[at+4]` the largest s2 since the last two-pass
+    recompute, `s[at+5]` the shift K.
     """
     old = ring_push(s, ring, n, at + 2, x)
-    mean = s[at]
-    m2 = s[at + 1]
-    left = RECOMPUTE_EVERY
-    if count <= n:
-        mean, m2 = welford_add(mean, m2, int(count), x)
-        peak = max(s[at + 4], m2)
+    inv_n = s[at + 3]
+    if count < n:
+        return NAN, NAN
+    if count == n:
+        shift, s1, s2 = shifted_ring(s, ring, n, idx(s[at + 2]))
+        peak = s2
     else:
-        mean, m2, peak, left, redo = moments_slide(mean, m2, s[at + 4], int(s[at + 5]), x, old,
-                                                   s[at + 3])
+        shift = s[at + 5]
+        s1, s2, peak, redo = moments_slide(s[at], s[at + 1], s[at + 4], shift, x, old, inv_n,
+                                           is_due(int(count) - n))
         if redo:
-            mean, m2 = two_pass_ring(s, ring, n, idx(s[at + 2]))
-            peak = m2
-            left = RECOMPUTE_EVERY
-    s[at] = mean
-    s[at + 1] = m2
+            shift, s1, s2 = shifted_ring(s, ring, n, idx(s[at + 2]))
+            peak = s2
+    s[at] = s1
+    s[at + 1] = s2
     s[at + 4] = peak
-    s[at + 5] = left
-    return mean, m2
-
-
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def moments_fill(x: np.ndarray, n: int) -> tuple[float, float]:
-    """Return the moments of the first min(n, len(x)) values of `x` (Welford, in order)."""
-    mean = 0.0
-    m2 = 0.0
-    for i in range(min(n, x.size)):
-        mean, m2 = welford_add(mean, m2, i + 1, x[i])
-    return mean, m2
+    s[at + 5] = shift
+    return shifted_moments(shift, s1, s2, inv_n)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def moments_slide(
-    mean: float, m2: float, peak: float, left: int, x: float, old: float, inv_n: float
-) -> tuple[float, float, float, int, bool]:
-    """Slide the moments from a window holding `old` to one holding `x` instead.
+    s1: float, s2: float, peak: float, shift: float, x: float, old: float, inv_n: float,
+    due: bool,
+) -> tuple[float, float, float, bool]:
+    """Slide the shifted sums of a full window from holding `old` to holding `x` instead.
 
-    Return mean, m2, peak m2 and slides left until a recompute, and whether the caller must
-    recompute now (two passes over the window, then peak = m2, left = RECOMPUTE_EVERY).
-    Scalars only: helpers that take arrays slow hot loops down (reference counting).
+    Return s1, s2, the peak s2, and whether the caller must recompute now (two passes over
+    the window, then peak = s2): when `due` (every RECOMPUTE_EVERY slides since the window
+    filled) or when m2 lost precision. Scalars only: helpers that take arrays slow hot loops
+    down (reference counting).
     """
-    mean, m2 = welford_slide(mean, m2, inv_n, x, old)
-    peak = max(peak, m2)
-    left -= 1
-    return mean, m2, peak, left, left == 0 or m2_lost_precision(peak, m2)
+    a = x - shift
+    b = old - shift
+    d = a - b
+    s1 += d
+    s2 += d * (a + b)  # (x - K)^2 - (old - K)^2, computed off the carried chain
+    peak = max(peak, s2)
+    m2 = shifted_moments(shift, s1, s2, inv_n)[1]
+    return s1, s2, peak, due or m2_lost_precision(peak, m2)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def moments_into(x: np.ndarray, n: int, means: np.ndarray, m2s: np.ndarray) -> None:
+    """Write mean and sum of squared deviations of each full window of `n` values of `x`.
+
+    Values from index n - 1 on; those before are left as they are.
+    """
+    if x.size < n:
+        return
+    shift, s1, s2 = shifted_array(x, 0, n)
+    peak = s2
+    inv_n = 1.0 / n
+    means[n - 1], m2s[n - 1] = shifted_moments(shift, s1, s2, inv_n)
+    for i in range(n, x.size):
+        s1, s2, peak, redo = moments_slide(s1, s2, peak, shift, x[i], x[i - n], inv_n,
+                                           is_due(i - n + 1))
+        if redo:
+            shift, s1, s2 = shifted_array(x, i - n + 1, i + 1)
+            peak = s2
+        means[i], m2s[i] = shifted_moments(shift, s1, s2, inv_n)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -347,21 +382,7 @@ def rolling_moments(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Return mean and sum of squared deviations of each window of `n` values."""
     means = nan_head(x.size, n - 1)
     m2s = nan_head(x.size, n - 1)
-    mean, m2 = moments_fill(x, n)
-    peak = m2
-    left = RECOMPUTE_EVERY
-    if x.size >= n:
-        means[n - 1] = mean
-        m2s[n - 1] = m2
-    inv_n = 1.0 / n
-    for i in range(n, x.size):
-        mean, m2, peak, left, redo = moments_slide(mean, m2, peak, left, x[i], x[i - n], inv_n)
-        if redo:
-            mean, m2 = two_pass_array(x, i - n + 1, i + 1)
-            peak = m2
-            left = RECOMPUTE_EVERY
-        means[i] = mean
-        m2s[i] = m2
+    moments_into(x, n, means, m2s)
     return means, m2s
 
 
@@ -377,15 +398,19 @@ def warmup() -> None:
     needs_resum(1.0, 2.0)
     wilder(1.0, 2.0, 13.0 / 14, 1.0 / 14)
     true_range(2.0, 1.0, 1.5)
-    welford_add(0.0, 0.0, 1, 1.0)
-    welford_slide(1.0, 1.0, 0.25, 2.0, 1.0)
-    two_pass_ring(s, 2, 4, 0)
+    shifted_ring(s, 2, 4, 0)
+    shifted_array(x, 0, 4)
+    shifted_moments(1.0, 0.5, 2.0, 0.25)
     two_pass_array(x, 0, 4)
     m2_lost_precision(1.0, 0.5)
     is_flat(1.0, 4.0, 1.0)
     window_sum_nonneg(s, 0, 2, 4, 1.0, 1.0)
     window_sum_signed(s, 0, 2, 4, 1.0, 1.0)
     window_moments(np.zeros(11), 0, 6, 4, 1.0, 1.0)
+    window_moments_read(np.zeros(11), 0)
+    moments_slide(0.0, 1.0, 1.0, 1.0, 2.0, 1.0, 0.25, False)
+    is_due(256)
     rolling_sum_nonneg(x, 2)
     rolling_sum_signed(x, 2)
+    moments_into(x, 2, np.empty(4), np.empty(4))
     rolling_moments(x, 2)

@@ -1,4 +1,4 @@
-"""Assertions shared by the core kernel tests."""
+"""Assertions and inputs shared by the core kernel tests."""
 
 from __future__ import annotations
 
@@ -47,3 +47,17 @@ def assert_close(ours: np.ndarray | Sequence[float], ref: np.ndarray | Sequence[
         f"{what}: {bad.size} values off, worst relative {np.max(err / np.abs(r[defined]))}, "
         f"first at {np.flatnonzero(defined)[bad[0]]}: {o[defined][bad[0]]} vs {r[defined][bad[0]]}"
     )
+
+
+def hard_moments_series() -> np.ndarray:
+    """Return about 2,800 values that strain rolling moments: a level of 1e8 moving by 1e-2,
+    volatility switching by up to seven orders of magnitude, spikes leaving quiet windows and
+    a steep trend with almost no noise (long enough for periodic recomputes too)."""
+    rng = np.random.default_rng(7)
+    far = 1e8 + rng.normal(0.0, 1e-2, 600)
+    scale = np.repeat(10.0 ** rng.integers(-6, 2, 12), 50)
+    regimes = 100.0 + np.cumsum(rng.normal(0.0, 1.0, 600) * scale)
+    spikes = 100.0 + rng.normal(0.0, 1e-6, 800)
+    spikes[::100] += 50.0
+    trend = 1e6 + np.arange(800.0) + rng.normal(0.0, 1e-6, 800)
+    return np.concatenate((far, regimes, spikes, trend))

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.core.checks import assert_identical
+from tests.unit.core.checks import assert_identical, hard_moments_series
 from tests.unit.core.realdata import CANDLE_FILES, Candles
 from tradebot.core import indicators as ind
 from tradebot.core import indicators_adx as adx
@@ -98,3 +98,12 @@ def test_incremental_equals_batch_on_real_candles(name: str) -> None:
     k = Candles(name)
     for n in (2, 14, 20):
         check_all(k.high, k.low, k.close, k.volume, n)
+
+
+def test_incremental_equals_batch_where_moments_recompute_for_precision() -> None:
+    x = hard_moments_series()
+    for n in (2, 20, 288):
+        assert_identical(_vector_run(stats.bollinger_update, stats.bollinger_state(n, 2.0), 5, x),
+                         np.array(stats.bollinger(x, n, 2.0)), f"bollinger {n}")
+        assert_identical(_scalar_run(stats.zscore_update, stats.zscore_state(n), x),
+                         stats.zscore(x, n), f"zscore {n}")

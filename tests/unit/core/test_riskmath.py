@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.core import reference as ref
-from tests.unit.core.checks import assert_close, assert_identical
+from tests.unit.core.checks import assert_close, assert_identical, hard_moments_series
 from tests.unit.core.realdata import Candles
 from tradebot.core import riskmath as rm
 from tradebot.core import riskmath_var as rv
@@ -75,6 +75,19 @@ def check_rolling(r: np.ndarray, n: int) -> None:
 @given(returns_lists, st.integers(2, 30))
 def test_rolling_risk_kernels_incremental_equal_batch(x: list[float], n: int) -> None:
     check_rolling(np.array(x, dtype=np.float64), n)
+
+
+@pytest.mark.parametrize(("n", "every"), [(20, 1), (288, 7)])
+def test_rolling_moments_keep_precision_where_running_sums_cancel(n: int, every: int) -> None:
+    # The standard deviation itself, not the bands or z-scores built on it: those inherit
+    # the rounding of a price of 1e8 next to a width of 1e-2.
+    x = hard_moments_series()
+    check_rolling(x, n)
+    mean, std = rm.rolling_mean_std(x, n, 0)
+    for i in range(n - 1, x.size, every):
+        w = x[i - n + 1 : i + 1].tolist()
+        assert mean[i] == pytest.approx(statistics.fmean(w), rel=1e-12), i
+        assert std[i] == pytest.approx(statistics.pstdev(w), rel=1e-9), i
 
 
 def test_rolling_risk_kernels_incremental_equal_batch_on_real_returns(r: np.ndarray) -> None:
