@@ -85,7 +85,7 @@ def returns_update(state: np.ndarray, price: float, out: np.ndarray) -> None:
     returns_step(state, 0, price, out, 0)
 
 
-# --- rolling mean / std: block [n, ddof, count, mean, m2, pos, 1/n, peak, left, ring(n)] ----
+# --- rolling mean / std: block [n, ddof, count, s1, s2, pos, 1/n, peak s2, shift, ring(n)] ---
 
 
 def moments_size(n: int) -> int:
