@@ -119,6 +119,38 @@ def bare_python() -> float:
     return time.perf_counter() - started
 
 
+MEMORY_STEPS = """
+import json
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) // 1024
+steps = [("python", rss())]
+import numpy
+steps.append(("+ numpy", rss()))
+import numba
+steps.append(("+ numba", rss()))
+import aiohttp, sqlalchemy, structlog, prometheus_client, orjson, uvloop
+steps.append(("+ aiohttp, sqlalchemy, structlog, ...", rss()))
+import tradebot.app
+steps.append(("+ tradebot modules", rss()))
+from tradebot.core import book
+book.warmup()
+steps.append(("+ the first kernel (numba's LLVM JIT)", rss()))
+from tradebot.core.warmup import warmup_daemon
+warmup_daemon()
+steps.append(("+ every daemon kernel", rss()))
+print(json.dumps(steps))
+"""
+
+
+def memory_steps() -> list[tuple[str, int]]:
+    """Return the resident MB after each import step of the daemon (where the memory goes)."""
+    out = subprocess.run([sys.executable, "-c", MEMORY_STEPS], cwd=REPO, check=True,
+                         capture_output=True, text=True).stdout
+    return [(name, int(mb)) for name, mb in json.loads(out.strip().splitlines()[-1])]
+
+
 def main() -> None:
     from tradebot.log import setup_logging
 
@@ -153,6 +185,9 @@ def main() -> None:
     print(f"startup to READY=1 (warm cache)   : {ready:.2f} s  (budget <= 2 s; "
           f"bare python -c pass {bare:.2f} s, ratio {ready / bare:.1f}x)")
     print(f"resident memory while streaming   : {rss:.0f} MB  (budget <= 150 MB)")
+    print("  where it goes (resident MB after each step, one process):")
+    for name, mb in memory_steps():
+        print(f"    {name:<40}{mb:>5}")
     print(f"(medians of {REPEATS} runs)")
 
 
