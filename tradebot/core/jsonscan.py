@@ -135,6 +135,22 @@ def _parse_fixed(buf: np.ndarray, pos: int, decimals: int) -> tuple[int, int, in
     return (-value if neg else value), pos, 0
 
 
+@njit(cache=True, nogil=True, inline="always")
+def store_level(buf: np.ndarray, pos: int, side: int, price: int, size: int,
+                levels: np.ndarray, count: int) -> tuple[int, int]:
+    """Store one parsed level whose element closes at `buf[pos]`; return the position of the
+    next element and the new count (ERR_CAPACITY when `levels` is full)."""
+    if count >= levels.shape[0]:
+        return pos, ERR_CAPACITY
+    levels[count, 0] = side
+    levels[count, 1] = price
+    levels[count, 2] = size
+    pos = _skip_ws(buf, pos + 1)
+    if pos < buf.shape[0] and buf[pos] == 44:
+        pos = _skip_ws(buf, pos + 1)
+    return pos, count + 1
+
+
 @njit(cache=True, nogil=True)
 def _parse_levels(buf: np.ndarray, pos: int, side: int, px_dec: int, sz_dec: int,  # noqa: C901
                   levels: np.ndarray, count: int) -> tuple[int, int]:
@@ -164,15 +180,9 @@ def _parse_levels(buf: np.ndarray, pos: int, side: int, px_dec: int, sz_dec: int
             pos = _skip_ws(buf, pos)
         if pos >= n or buf[pos] != 93:
             return pos, ERR_SYNTAX
-        if count >= levels.shape[0]:
-            return pos, ERR_CAPACITY
-        levels[count, 0] = side
-        levels[count, 1] = price
-        levels[count, 2] = size
-        count += 1
-        pos = _skip_ws(buf, pos + 1)
-        if pos < n and buf[pos] == 44:
-            pos = _skip_ws(buf, pos + 1)
+        pos, count = store_level(buf, pos, side, price, size, levels, count)
+        if count < 0:
+            return pos, count
     if pos >= n:
         return pos, ERR_SYNTAX
     return pos + 1, count

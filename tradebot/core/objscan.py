@@ -11,13 +11,13 @@ import numpy as np
 from numba import njit
 
 from tradebot.core.jsonscan import (
-    ERR_CAPACITY,
     ERR_SYNTAX,
     _parse_fixed,
     _parse_int_value,
     _read_key,
     _skip_value,
     _skip_ws,
+    store_level,
 )
 
 
@@ -58,15 +58,9 @@ def _parse_level_objects(buf: np.ndarray, pos: int, side: int, px_code: int,  # 
                 pos = _skip_ws(buf, pos + 1)
         if pos >= n or price < 0 or size < 0:
             return pos, ERR_SYNTAX
-        if count >= levels.shape[0]:
-            return pos, ERR_CAPACITY
-        levels[count, 0] = side
-        levels[count, 1] = price
-        levels[count, 2] = size
-        count += 1
-        pos = _skip_ws(buf, pos + 1)
-        if pos < n and buf[pos] == 44:
-            pos = _skip_ws(buf, pos + 1)
+        pos, count = store_level(buf, pos, side, price, size, levels, count)
+        if count < 0:
+            return pos, count
     if pos >= n:
         return pos, ERR_SYNTAX
     return pos + 1, count
