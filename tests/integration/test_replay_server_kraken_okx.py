@@ -5,7 +5,7 @@ books equal a clean replay of the same recording."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -68,25 +68,37 @@ async def client(cfg: FeedConfig) -> Feed:
     return build_feed(cfg.venue, list(found.values()), Bus(), LiveClock())
 
 
-@pytest.mark.parametrize("venue", sorted(CASES))
-async def test_a_dropped_connection_resyncs_and_books_match_a_clean_replay(venue: str) -> None:
+async def run_until_clean(venue: str, fault: Callable[[ReplayServer, Feed], Awaitable[None]]
+                          ) -> tuple[ReplayServer, Feed]:
+    """Serve the venue's recording, inject `fault` mid-stream, wait for books equal to a clean
+    replay's; return the server and the client feed."""
     recording, fps, fault_at = CASES[venue]
     clean = await clean_books(recording)
     server, cfg = await start(venue, fps)
     feed = await client(cfg)
-    before = metric("tradebot_feed_reconnects_total", venue=venue, reason="connection_lost")
     async with aiohttp.ClientSession() as session:
         task = asyncio.create_task(FeedRunner(feed, cfg, LiveClock(), session).run())
         try:
             await wait_for(lambda: server.played >= fault_at)
-            assert server.drop_connections() == 1
-            await wait_for(lambda: server.connections >= 2)
+            await fault(server, feed)
             await asyncio.wait_for(server.done.wait(), 60)
             await wait_for(lambda: books_of(feed) == clean and all(
                 b.valid for b in feed.books.values()))
         finally:
             task.cancel()
             await server.stop()
+    return server, feed
+
+
+@pytest.mark.parametrize("venue", sorted(CASES))
+async def test_a_dropped_connection_resyncs_and_books_match_a_clean_replay(venue: str) -> None:
+    before = metric("tradebot_feed_reconnects_total", venue=venue, reason="connection_lost")
+
+    async def drop(server: ReplayServer, _feed: Feed) -> None:
+        assert server.drop_connections() == 1
+        await wait_for(lambda: server.connections >= 2)
+
+    _, feed = await run_until_clean(venue, drop)
     assert metric("tradebot_feed_reconnects_total", venue=venue,
                   reason="connection_lost") == before + 1
     assert sum(b.checksums_failed for b in feed.books.values()) == 0
@@ -97,26 +109,16 @@ async def test_a_dropped_connection_resyncs_and_books_match_a_clean_replay(venue
 
 @pytest.mark.parametrize("venue", sorted(CASES))
 async def test_a_silent_server_is_detected_and_books_rebuild(venue: str) -> None:
-    recording, fps, fault_at = CASES[venue]
-    clean = await clean_books(recording)
-    server, cfg = await start(venue, fps)
-    feed = await client(cfg)
     before = metric("tradebot_feed_reconnects_total", venue=venue, reason="stale")
-    async with aiohttp.ClientSession() as session:
-        task = asyncio.create_task(FeedRunner(feed, cfg, LiveClock(), session).run())
-        try:
-            await wait_for(lambda: server.played >= fault_at)
-            server.silent = True
-            await wait_for(lambda: metric("tradebot_feed_reconnects_total", venue=venue,
-                                          reason="stale") > before)
-            assert not any(b.valid for b in feed.books.values())  # a stale stream is invalid
-            server.silent = False
-            await asyncio.wait_for(server.done.wait(), 60)
-            await wait_for(lambda: books_of(feed) == clean and all(
-                b.valid for b in feed.books.values()))
-        finally:
-            task.cancel()
-            await server.stop()
+
+    async def silence(server: ReplayServer, feed: Feed) -> None:
+        server.silent = True
+        await wait_for(lambda: metric("tradebot_feed_reconnects_total", venue=venue,
+                                      reason="stale") > before)
+        assert not any(b.valid for b in feed.books.values())  # a stale stream is invalid
+        server.silent = False
+
+    server, feed = await run_until_clean(venue, silence)
     assert server.connections >= 2
     assert sum(b.checksums_failed for b in feed.books.values()) == 0
 
