@@ -242,7 +242,7 @@ class App:
     def _warm_kernels(self) -> None:
         """Compile (or load from the cache) every kernel, keeping systemd's start timer alive.
 
-        A cold cache compiles for minutes on small hardware (106 s on a 2-core CI machine), so
+        A cold cache compiles for minutes on small hardware (40 s on a 2-core x86 machine), so
         each module first asks systemd for more start time instead of one fixed timeout
         having to cover the slowest machine.
         """
