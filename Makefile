@@ -16,7 +16,7 @@ run:
 	$(BIN)/tradebot --config config/tradebot.toml run
 
 lint:
-	$(BIN)/ruff check tradebot tests benchmarks
+	$(BIN)/ruff check tradebot tests benchmarks tools
 	$(BIN)/mypy
 
 test: lint
