@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from tradebot.bus import Bus
+from tradebot.clock import monotonic
 from tradebot.events import (
     Bar,
     EquitySnapshot,
@@ -130,7 +131,7 @@ class StoreWriter:
     def _write_with_retry(self, items: list[Any]) -> None:
         delay = 0.1
         while True:
-            started = time.perf_counter()
+            started = monotonic()
             try:
                 with self._engine.begin() as conn:
                     for item in items:
@@ -143,7 +144,7 @@ class StoreWriter:
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
-            STORE_BATCH_SECONDS.observe(time.perf_counter() - started)
+            STORE_BATCH_SECONDS.observe(monotonic() - started)
             self.written += len(items)
             return
 
