@@ -144,7 +144,7 @@ def simulator_cost() -> dict[str, float]:
         app.close()
     events = timed_book.ns + timed_trade.ns
     return {
-        "events": len(events), "resting_at_end": resting, "fills": app.counts.fills,
+        "events": len(events), "resting_at_end": resting, "fills": app.record.fills,
         "median_us": statistics.median(events) / 1000,
         "book_median_us": statistics.median(timed_book.ns) / 1000,
         "trade_median_us": statistics.median(timed_trade.ns) / 1000,

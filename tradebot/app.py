@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import os
 import signal
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -18,10 +14,9 @@ from prometheus_client import Counter
 from tradebot.bus import Bus, register_bus_metrics
 from tradebot.clock import Clock, LiveClock, SimClock, monotonic
 from tradebot.config import Config
-from tradebot.core.warmup import DAEMON_MODULES, warmup_daemon
+from tradebot.core.warmup import warmup_daemon
 from tradebot.domain import Instrument, InstrumentId
 from tradebot.errors import ConfigError, DataError
-from tradebot.events import Fill, OrderDenied, SubmitOrder
 from tradebot.execution.base import Order
 from tradebot.execution.engine import ExecutionEngine
 from tradebot.execution.liquidation import Liquidator
@@ -32,54 +27,25 @@ from tradebot.feeds.base import Feed, register_feed_metrics
 from tradebot.feeds.registry import build_feed, feed_class
 from tradebot.feeds.replay import Recording, ReplayDriver, first_timestamp
 from tradebot.feeds.runner import FeedRunner
-from tradebot.log import Throttle
+from tradebot.health import Health
 from tradebot.portfolio.funding import FundingScheduler
 from tradebot.portfolio.portfolio import Portfolio
 from tradebot.risk.engine import RiskEngine
+from tradebot.server.api import orders_json
 from tradebot.server.http import HttpServer, Readiness, build_app
 from tradebot.store import db
 from tradebot.store.writer import StoreWriter
 from tradebot.strategies.base import StrategyRunner
 from tradebot.strategies.registry import build_strategy
-from tradebot.systemd import WATCHDOG_SKIPS, Notifier
+from tradebot.summary import RunRecord, replay_summary
+from tradebot.systemd import Notifier
 
 log = structlog.get_logger(__name__)
-
-# Start time asked of systemd before each kernel module compiles: the slowest module, cold,
-# on a Raspberry Pi class machine, with margin.
-WARMUP_MODULE_BUDGET_S = 120.0
 
 INSTRUMENT_FETCH_ERRORS = Counter(
     "tradebot_instrument_fetch_errors_total",
     "Venue instrument lists that could not be fetched at start (the config is used)", ["venue"],
 )
-
-
-class FillDigest:
-    """A SHA-256 over the fill log, so two runs can be compared byte for byte."""
-
-    def __init__(self) -> None:
-        self._hash = hashlib.sha256()
-
-    def on_fill(self, fill: Fill) -> None:
-        """Add one fill."""
-        self._hash.update(
-            f"{fill.fill_id}|{fill.instrument}|{fill.side.name}|{fill.quantity}|{fill.price}|"
-            f"{fill.fee}|{fill.ts_event}|{fill.liquidity.value}|{fill.levels}|{fill.model}|"
-            f"{fill.queue_ahead_entry}|{fill.queue_ahead_fill}|{fill.entry_latency_ns}|"
-            f"{fill.response_latency_ns}|{fill.arrival_mid}|{fill.flags}\n".encode()
-        )
-
-    def hexdigest(self) -> str:
-        """Return the digest so far."""
-        return self._hash.hexdigest()
-
-
-@dataclass(slots=True)
-class Counts:
-    orders: int = 0
-    denied: int = 0
-    fills: int = 0
 
 
 class App:
@@ -91,7 +57,6 @@ class App:
                  instruments: Mapping[InstrumentId, Instrument] | None = None) -> None:
         self.config = config
         self.clock = clock
-        self.notifier = notifier or Notifier({})
         self.bus = bus = Bus()
         # Venue instrument lists (fetched at start, or carried by a recording); the config's
         # [[instruments]] override them.
@@ -136,17 +101,11 @@ class App:
         for sc in config.strategies:
             wanted = frozenset(InstrumentId.parse(t) for t in sc.instruments) or traded
             self.strategies.add(build_strategy(sc.name, sc.kind, sc.params), wanted)
-        self.digest = FillDigest()
-        self.counts = Counts()
-        bus.subscribe(Fill, self.digest.on_fill)
-        bus.subscribe(SubmitOrder, lambda _e: self._count("orders"))
-        bus.subscribe(OrderDenied, lambda _e: self._count("denied"))
-        bus.subscribe(Fill, lambda _e: self._count("fills"))
-        self.ready = False
+        self.record = RunRecord(bus)
+        self.record.start()
+        self.health = Health(config, clock, bus, self.feeds, self.writer, self.portfolio,
+                             notifier or Notifier({}))
         self._unregister: list[Callable[[], None]] = []
-
-    def _count(self, name: str) -> None:
-        setattr(self.counts, name, getattr(self.counts, name) + 1)
 
     # --- startup pieces shared by live and replay -----------------------------------------
 
@@ -206,58 +165,7 @@ class App:
             undo()
         self._unregister.clear()
 
-    def readiness(self) -> tuple[bool, dict[str, Any]]:
-        """Return whether the service is ready, with per-venue detail and reasons."""
-        reasons = []
-        venues = {}
-        now = self.clock.now_ns()
-        for venue, feed in self.feeds.items():
-            cfg = self._feed_config(venue)
-            stale_ns = int((cfg.stale_after_s if cfg else 10.0) * 1e9)
-            fresh = now - feed.stats.last_message_ns <= stale_ns
-            books = {b.instrument.id.symbol: b.state.value for b in feed.books.values()}
-            venues[venue] = {"state": feed.stats.state, "fresh": fresh, "books": books,
-                             "reason": feed.stats.reason}
-            if not fresh:
-                reasons.append(f"{venue}: no data for over {stale_ns / 1e9:g}s")
-            reasons += [f"{venue}: book {s} {st}" for s, st in books.items() if st != "synced"]
-        if not self.ready:
-            reasons.insert(0, "starting")
-        return not reasons, {"reasons": reasons, "venues": venues}
-
-    def status_line(self) -> str:
-        """Return the one-line STATUS for systemd."""
-        parts = []
-        for venue, feed in self.feeds.items():
-            valid = sum(b.valid for b in feed.books.values())
-            parts.append(f"{venue} {feed.stats.state} {valid}/{len(feed.books)} books")
-        equity = self.portfolio.equity().quantize(Decimal("0.01"))
-        return "; ".join(parts) + f"; equity {equity} {self.portfolio.currency}"
-
-    def _feed_config(self, venue: str) -> Any:
-        return next((f for f in self.config.feeds if f.venue == venue), None)
-
     # --- live -----------------------------------------------------------------------------
-
-    def _warm_kernels(self) -> None:
-        """Compile (or load from the cache) every kernel, keeping systemd's start timer alive.
-
-        A cold cache compiles for minutes on small hardware (40 s on a 2-core x86 machine), so
-        each module first asks systemd for more start time instead of one fixed timeout
-        having to cover the slowest machine.
-        """
-        started = monotonic()
-        log.info("kernels_warming", modules=len(DAEMON_MODULES),
-                 cache_dir=os.environ.get("NUMBA_CACHE_DIR", ""))
-
-        def before(index: int, name: str) -> None:
-            self.notifier.extend_timeout(
-                WARMUP_MODULE_BUDGET_S,
-                f"compiling kernels: {name} ({index + 1}/{len(DAEMON_MODULES)})")
-            log.debug("kernels_module_warming", module=name, index=index + 1)
-
-        warmup_daemon(before)
-        log.info("kernels_warmed", seconds=round(monotonic() - started, 3))
 
     async def run_live(self, stop: asyncio.Event | None = None) -> int:
         """Run until SIGTERM/SIGINT (or `stop`); return the exit status."""
@@ -266,12 +174,13 @@ class App:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         self.open_store()
-        self._warm_kernels()
+        self.health.warm_kernels()
         self.register_metrics()
         server = None
         if self.config.server.enabled:
-            web = build_app(Readiness(self.readiness), self.portfolio.snapshot,
-                            lambda: db.recent_fills(self.engine), self._orders_json,
+            web = build_app(Readiness(self.health.readiness), self.portfolio.snapshot,
+                            lambda: db.recent_fills(self.engine),
+                            lambda: orders_json(self.execution.orders.values()),
                             bars=lambda iid, n: db.recent_bars(self.engine, iid, n),
                             features=self.features.snapshot)
             server = HttpServer(web, self.config.server.host, self.config.server.port)
@@ -280,17 +189,16 @@ class App:
         try:
             async with aiohttp.ClientSession() as session, asyncio.TaskGroup() as tg:
                 feed_tasks = [
-                    tg.create_task(FeedRunner(feed, self._feed_config(v), self.clock,
-                                              session).run(), name=f"feed:{v}")
-                    for v, feed in self.feeds.items()
+                    tg.create_task(FeedRunner(self.feeds[cfg.venue], cfg, self.clock,
+                                              session).run(), name=f"feed:{cfg.venue}")
+                    for cfg in self.config.feeds
                 ]
-                await self._await_books(stop, self.config.watchdog.startup_book_timeout_s)
+                await self.health.await_books(stop,
+                                              self.config.watchdog.startup_book_timeout_s)
                 self._start_features()
                 self.strategies.start()
-                self.ready = True
-                self.notifier.ready(self.status_line())
-                log.info("service_ready", status=self.status_line())
-                watchdog = tg.create_task(self._watchdog(stop), name="watchdog")
+                self.health.mark_ready()
+                watchdog = tg.create_task(self.health.watchdog(stop), name="watchdog")
                 await stop.wait()
                 await self._shutdown([*feed_tasks, watchdog])
         finally:
@@ -301,17 +209,8 @@ class App:
         log.info("service_stopped")
         return 0
 
-    async def _await_books(self, stop: asyncio.Event, timeout_s: float) -> None:
-        deadline = monotonic() + timeout_s
-        while not stop.is_set() and monotonic() < deadline:
-            if all(f.books_valid for f in self.feeds.values()):
-                return
-            await asyncio.sleep(0.05)
-        if not stop.is_set():
-            log.warning("startup_without_books", status=self.status_line())
-
     async def _shutdown(self, tasks: Iterable[asyncio.Task[Any]]) -> None:
-        self.notifier.stopping()
+        self.health.notifier.stopping()
         log.info("service_stopping")
         self.strategies.stop()
         if self.config.paper.cancel_on_shutdown:
@@ -327,54 +226,6 @@ class App:
             task.cancel()
         await asyncio.to_thread(self.close)
 
-    def watchdog_reasons(self, lag_s: float, published_before: int) -> list[str]:
-        """Return why the watchdog must not be pinged now (empty: healthy).
-
-        A connected feed whose bus saw nothing for a whole interval is stalled; a feed that is
-        reconnecting is alive (its runner is in backoff) and does not hold the ping back, so a
-        network outage does not turn into a restart loop.
-        """
-        cfg = self.config.watchdog
-        reasons = []
-        if lag_s > cfg.max_loop_lag_s:
-            reasons.append("loop_lag")
-        connected = any(f.stats.state == "connected" for f in self.feeds.values())
-        if connected and self.bus.published == published_before:
-            reasons.append("bus_stalled")
-        if self.writer.queue_ratio > cfg.max_writer_queue_ratio:
-            reasons.append("writer_behind")
-        return reasons
-
-    async def _watchdog(self, stop: asyncio.Event) -> None:
-        interval = self.notifier.watchdog_interval_s or 5.0
-        throttle = Throttle(60.0)
-        published = self.bus.published
-        while not stop.is_set():
-            before = monotonic()
-            await asyncio.sleep(interval)
-            reasons = self.watchdog_reasons(monotonic() - before - interval, published)
-            published = self.bus.published
-            self.notifier.status(self.status_line())
-            if not reasons:
-                self.notifier.watchdog()
-                continue
-            for reason in reasons:
-                WATCHDOG_SKIPS.labels(reason).inc()
-            if throttle.ready(tuple(reasons)) is not None:
-                log.warning("watchdog_withheld", reasons=reasons)
-
-    def _orders_json(self) -> list[dict[str, Any]]:
-        return [
-            {"order_id": s.order.order_id, "instrument": str(s.order.instrument),
-             "side": s.order.side.name, "type": s.order.order_type.value,
-             "quantity": str(s.order.quantity),
-             "limit_price": _text(s.order.limit_price),
-             "trigger": s.order.trigger.value if s.order.trigger is not None else None,
-             "trigger_price": _text(s.order.trigger_price), "triggered": s.ts_triggered > 0,
-             "status": s.status.value, "filled": str(s.filled), "reason": s.reason}
-            for s in list(self.execution.orders.values())[-100:]
-        ]
-
     # --- replay ---------------------------------------------------------------------------
 
     async def run_replay(self, recordings: list[Recording], speed: float = 0.0,
@@ -389,7 +240,7 @@ class App:
         warmup_daemon()
         self._start_features()
         self.strategies.start()
-        self.ready = True
+        self.health.ready = True
         driver = ReplayDriver(self.feeds, self.clock, recordings)
         started = monotonic()
         await driver.run(speed=speed, progress=progress)
@@ -397,33 +248,8 @@ class App:
         self.strategies.stop()
         final = self.portfolio.publish_equity()
         self.close()
-        return self._summary(driver.messages, elapsed, final.equity)
-
-    def _summary(self, messages: int, elapsed: float, equity: Decimal) -> dict[str, Any]:
-        books = [b for f in self.feeds.values() for b in f.books.values()]
-        parse_errors = sum(sum(f.stats.parse_errors.values()) for f in self.feeds.values())
-        return {
-            "messages": messages,
-            "gaps": sum(b.gaps for b in books),
-            "resyncs": sum(b.resyncs for b in books),
-            "parse_errors": parse_errors,
-            "checksums_ok": sum(b.checksums_ok for b in books),
-            "checksums_failed": sum(b.checksums_failed for b in books),
-            "books_valid": all(b.valid for b in books),
-            "books": {str(b.instrument.id): {"state": b.state.value, "gaps": b.gaps,
-                                             "snapshots": b.snapshots,
-                                             "stale_dropped": b.stale_dropped,
-                                             "checksums_ok": b.checksums_ok,
-                                             "checksums_failed": b.checksums_failed}
-                      for b in books},
-            "orders": self.counts.orders,
-            "denied": self.counts.denied,
-            "fills": self.counts.fills,
-            "final_equity": str(equity),
-            "fills_sha256": self.digest.hexdigest(),
-            "elapsed_s": round(elapsed, 3),
-            "messages_per_second": round(messages / elapsed) if elapsed > 0 else 0,
-        }
+        return replay_summary(self.feeds.values(), self.record, driver.messages, elapsed,
+                              final.equity)
 
 
 def live_app(config: Config, notifier: Notifier,
@@ -464,7 +290,3 @@ async def fetch_venue_instruments(config: Config) -> dict[InstrumentId, Instrume
                               key=f"feeds[{i}].symbols", source=config.source)
     log.info("instruments_loaded", count=len(found))
     return found
-
-
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)

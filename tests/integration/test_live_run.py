@@ -74,7 +74,7 @@ async def test_dropped_connection_resyncs_and_the_book_matches_the_venue(tmp_pat
     stop = asyncio.Event()
     task = asyncio.create_task(app.run_live(stop))
     try:
-        await wait_for(lambda: app.ready)
+        await wait_for(lambda: app.health.ready)
         port = app.server.port
         await wait_for(lambda: fake.connections >= 2)
         await asyncio.wait_for(fake.done.wait(), 30)
@@ -93,7 +93,7 @@ async def test_dropped_connection_resyncs_and_the_book_matches_the_venue(tmp_pat
         assert fake.snapshots_served >= 2  # the first sync and the resync after the drop
         # Silence: the stale deadline invalidates the book and readiness says why.
         await wait_for(lambda: not app.books[PERP].valid, limit_s=10)
-        ready, detail = app.readiness()
+        ready, detail = app.health.readiness()
         assert not ready and any("no data" in r or "book" in r for r in detail["reasons"])
     finally:
         stop.set()
@@ -120,8 +120,8 @@ async def test_network_down_keeps_retrying_not_ready_and_says_why(tmp_path: Path
     try:
         await wait_for(lambda: metric("tradebot_feed_reconnects_total", venue="binance_usdm",
                                       reason="connection_refused") >= before + 3)
-        await wait_for(lambda: app.ready)  # the process is up (READY=1) ...
-        ready, detail = app.readiness()
+        await wait_for(lambda: app.health.ready)  # the process is up (READY=1) ...
+        ready, detail = app.health.readiness()
         assert not ready  # ... but not ready to trade, and says why
         assert detail["venues"]["binance_usdm"]["state"] in ("disconnected", "connecting")
         assert not task.done()

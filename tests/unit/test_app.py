@@ -18,17 +18,17 @@ def app(tmp_path: Path) -> App:
 def test_watchdog_is_withheld_for_lag_and_a_stalled_connected_feed(tmp_path: Path) -> None:
     a = app(tmp_path)
     feed = a.feeds["binance"]
-    assert a.watchdog_reasons(0.0, a.bus.published) == []  # not connected: runner in backoff
+    assert a.health.watchdog_reasons(0.0, a.bus.published) == []  # not connected: runner in backoff
     feed.set_state("connected")
-    assert a.watchdog_reasons(0.0, a.bus.published) == ["bus_stalled"]
-    assert a.watchdog_reasons(0.0, a.bus.published - 1) == []
-    assert a.watchdog_reasons(5.0, a.bus.published - 1) == ["loop_lag"]
+    assert a.health.watchdog_reasons(0.0, a.bus.published) == ["bus_stalled"]
+    assert a.health.watchdog_reasons(0.0, a.bus.published - 1) == []
+    assert a.health.watchdog_reasons(5.0, a.bus.published - 1) == ["loop_lag"]
     a.close()
 
 
 def test_readiness_names_every_reason(tmp_path: Path) -> None:
     a = app(tmp_path)
-    ready, detail = a.readiness()
+    ready, detail = a.health.readiness()
     assert not ready
     assert detail["reasons"][0] == "starting"
     assert any("book BTC-USDT buffering" in r for r in detail["reasons"])

@@ -17,7 +17,8 @@ LAYERS = {
     "bus": 1, "config": 1, "log": 1,
     "feeds": 2, "strategies": 2, "risk": 2, "execution": 2, "portfolio": 2, "store": 2,
     "features": 2,
-    "server": 3, "systemd": 3,
+    # health (readiness, status, watchdog) and summary (what a run did) read the components.
+    "server": 3, "systemd": 3, "health": 3, "summary": 3,
     "app": 4,
     "cli": 5, "features_cli": 5, "__main__": 5,
 }
