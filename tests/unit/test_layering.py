@@ -20,7 +20,7 @@ LAYERS = {
     # health (readiness, status, watchdog) and summary (what a run did) read the components.
     "server": 3, "systemd": 3, "health": 3, "summary": 3,
     "app": 4,
-    "cli": 5, "features_cli": 5, "__main__": 5,
+    "cli": 5, "__main__": 5,
 }
 PEERS = {"feeds", "strategies", "risk", "execution", "portfolio", "store", "features"}
 

@@ -11,6 +11,7 @@ a time to the fused incremental kernel; both give the same file.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import gzip
 import io
@@ -24,6 +25,7 @@ from typing import TextIO
 
 import numpy as np
 
+from tradebot.cli.exits import EX_DATAERR, EX_NOINPUT, EX_OK
 from tradebot.core import fused
 from tradebot.core import indicators as ind
 from tradebot.core import indicators_adx as adx
@@ -166,7 +168,7 @@ def write_features(out: TextIO, candles: CandleFile, features: np.ndarray) -> No
     writer.writerows(_lines(candles, features))
 
 
-def run(path: Path, out_path: Path | None, incremental: bool) -> int:
+def write(path: Path, out_path: Path | None, incremental: bool) -> int:
     """Compute the features of `path` into `out_path` (stdout when None); return the rows.
 
     Raise FileNotFoundError for a missing input and DataError for a malformed one.
@@ -182,3 +184,16 @@ def run(path: Path, out_path: Path | None, incremental: bool) -> int:
             write_features(out, candles, features)
     return len(candles.rows)
 
+
+
+def features(args: argparse.Namespace) -> int:
+    """Run `tradebot features`; return the exit status."""
+    try:
+        write(args.file, args.out, args.incremental)
+    except FileNotFoundError as exc:
+        print(f"tradebot: {exc}", file=sys.stderr)
+        return EX_NOINPUT
+    except DataError as exc:
+        print(f"tradebot: {args.file}: {exc}", file=sys.stderr)
+        return EX_DATAERR
+    return EX_OK
