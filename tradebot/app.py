@@ -28,6 +28,7 @@ from tradebot.feeds.registry import build_feed, feed_class
 from tradebot.feeds.replay import Recording, ReplayDriver, first_timestamp
 from tradebot.feeds.runner import FeedRunner
 from tradebot.health import Health
+from tradebot.lifecycle import Component, Lifecycle
 from tradebot.portfolio.funding import FundingScheduler
 from tradebot.portfolio.portfolio import Portfolio
 from tradebot.risk.engine import RiskEngine
@@ -41,6 +42,9 @@ from tradebot.summary import RunRecord, replay_summary
 from tradebot.systemd import Notifier
 
 log = structlog.get_logger(__name__)
+
+# The last component started with the store; the ones after it (the strategies) start trading.
+TRADING_STARTS_AFTER = "funding"
 
 INSTRUMENT_FETCH_ERRORS = Counter(
     "tradebot_instrument_fetch_errors_total",
@@ -89,12 +93,9 @@ class App:
         self.funding = FundingScheduler(bus, clock, self.portfolio, self.instruments,
                                         config.paper.funding_rate,
                                         config.paper.funding_interval_h)
-        self.writer = StoreWriter(self.engine, config.state.writer_queue_size,
+        self.writer = StoreWriter(bus, self.engine, config.state.writer_queue_size,
                                   config.state.writer_batch_size)
-        # Subscribed before the strategies, so a strategy reading features sees this event's.
         self.features = FeatureEngine(bus, clock, self.books, config.features)
-        if config.features.enabled:
-            self.features.subscribe()
         self.strategies = StrategyRunner(bus, clock, self.portfolio, self.instruments,
                                          self.features.features)
         traded = frozenset(self.books)
@@ -102,15 +103,38 @@ class App:
             wanted = frozenset(InstrumentId.parse(t) for t in sc.instruments) or traded
             self.strategies.add(build_strategy(sc.name, sc.kind, sc.params), wanted)
         self.record = RunRecord(bus)
-        self.record.start()
         self.health = Health(config, clock, bus, self.feeds, self.writer, self.portfolio,
                              notifier or Notifier({}))
+        self.lifecycle = Lifecycle(self._components())
         self._unregister: list[Callable[[], None]] = []
+
+    def _components(self) -> list[tuple[str, Component]]:
+        """Return the components in start order, which is the bus's dispatch order.
+
+        On a book update: risk keeps the book it prices intents with, the paper venue
+        matches resting orders, the liquidator checks margin, toxicity follows recent fills,
+        the features update, the portfolio marks, and the strategies, last, decide on all of
+        that. On a fill: toxicity, the run record, the portfolio, the store, the strategies.
+        The strategies start last, once the books are synced (`start_trading`).
+        """
+        features: list[tuple[str, Component]] = (
+            [("features", self.features)] if self.config.features.enabled else [])
+        return [
+            ("risk", self.risk), ("execution", self.execution), ("venue", self.venue),
+            ("liquidator", self.liquidator), ("toxicity", self.toxicity), *features,
+            ("record", self.record), ("portfolio", self.portfolio), ("writer", self.writer),
+            ("funding", self.funding), ("strategies", self.strategies),
+        ]
 
     # --- startup pieces shared by live and replay -----------------------------------------
 
     def open_store(self) -> int:
-        """Migrate, then rebuild the portfolio from recorded fills; return how many."""
+        """Recover state, start every component but the strategies; return the fills folded.
+
+        Migrate, rebuild the portfolio from the stored fills (before the portfolio and the
+        store subscribe, so they are not counted or written twice), start the components, then
+        put the orders open at the last stop back at the venue.
+        """
         db.migrate(self.engine)
         cash = db.load_starting_cash(self.engine, self.portfolio.currency,
                                      self.config.paper.starting_cash, self.clock.now_ns())
@@ -125,12 +149,13 @@ class App:
         stored = db.count_orders(self.engine)
         self.risk.continue_ids(stored)
         self.liquidator.continue_ids(stored)
-        # Subscribe only now, so rebuilt fills are not written twice.
-        self.portfolio.start()
-        self.writer.start(self.bus)
+        self.lifecycle.start(through=TRADING_STARTS_AFTER)
         self._restore_orders()
-        self.funding.start()
         return len(fills)
+
+    def start_trading(self) -> None:
+        """Start the strategies (the books are synced, or a replay begins)."""
+        self.lifecycle.start()
 
     def _restore_orders(self) -> None:
         """Put the orders open at the last stop back at the venue (queue from the next book)."""
@@ -144,10 +169,6 @@ class App:
             self.execution.restore(order, row.status, row.filled, row.notional, row.fills,
                                    row.ts_triggered)
 
-    def _start_features(self) -> None:
-        if self.config.features.enabled:
-            self.features.start()
-
     def register_metrics(self) -> None:
         """Expose scrape-time collectors."""
         self._unregister.append(register_bus_metrics(self.bus))
@@ -155,11 +176,7 @@ class App:
 
     def close(self) -> None:
         """Flush and close the store, remove collectors (idempotent)."""
-        self.portfolio.stop()
-        self.funding.stop()
-        self.features.stop()
-        if not self.writer.close():
-            log.error("store_close_incomplete")
+        self.lifecycle.stop()
         self.engine.dispose()
         for undo in self._unregister:
             undo()
@@ -195,8 +212,7 @@ class App:
                 ]
                 await self.health.await_books(stop,
                                               self.config.watchdog.startup_book_timeout_s)
-                self._start_features()
-                self.strategies.start()
+                self.start_trading()
                 self.health.mark_ready()
                 watchdog = tg.create_task(self.health.watchdog(stop), name="watchdog")
                 await stop.wait()
@@ -238,8 +254,7 @@ class App:
             self.clock.advance_to(first_timestamp(recordings[0].path))
         self.open_store()
         warmup_daemon()
-        self._start_features()
-        self.strategies.start()
+        self.start_trading()
         self.health.ready = True
         driver = ReplayDriver(self.feeds, self.clock, recordings)
         started = monotonic()

@@ -31,6 +31,10 @@ class Bus:
         """Call `handler` with every event whose type is `topic`."""
         self._handlers[topic].append(handler)
 
+    def handlers(self, topic: type) -> list[Handler]:
+        """Return the handlers of `topic` in dispatch order (a copy)."""
+        return list(self._handlers.get(topic, ()))
+
     def wants(self, topic: type) -> bool:
         """Return True when `topic` has subscribers (producers may skip building the event)."""
         return topic in self._handlers

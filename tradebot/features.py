@@ -156,13 +156,10 @@ class FeatureEngine:
         """Return each feature's input kind ("bar", "book", "trade") and warm-up length."""
         return {name: (kind, n) for name, (_, _, kind, n) in self.slots.items()}
 
-    def subscribe(self) -> None:
-        """Follow book updates and trades (before the strategies, so they read fresh values)."""
+    def start(self) -> None:
+        """Follow book updates and trades; arm the timer that closes bars in a quiet market."""
         self._bus.subscribe(BookUpdated, self.on_book)
         self._bus.subscribe(Trade, self.on_trade)
-
-    def start(self) -> None:
-        """Arm the timer that closes time bars in a quiet market (needs the running clock)."""
         if self._timer is None:
             self._arm()
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from tradebot.app import App
 from tradebot.clock import SimClock
 from tradebot.config import StateConfig, load_config
+from tradebot.events import BookUpdated, Fill, OrderIntent, SubmitOrder, Trade
 
 
 def app(tmp_path: Path) -> App:
@@ -55,3 +56,38 @@ def test_numba_cache_directory_is_keyed_by_the_kernel_sources() -> None:
     first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True, env={**env, "NUMBA_CACHE_DIR": "/tmp/tradebot-base"})
     assert first.stdout.strip() == keyed
+
+
+def owner(handler: object) -> str:
+    """Name the component a bus handler belongs to (bound method or a closure it made)."""
+    bound = getattr(handler, "__self__", None)
+    if bound is not None:
+        return type(bound).__name__
+    return getattr(handler, "__qualname__", "?").split(".")[0]
+
+
+def dispatch_order(a: App) -> dict[str, list[str]]:
+    return {topic.__name__: [owner(h) for h in a.bus.handlers(topic)]
+            for topic in (BookUpdated, Fill, OrderIntent, SubmitOrder, Trade)}
+
+
+def test_components_start_in_one_order_which_is_the_dispatch_order(tmp_path: Path) -> None:
+    a = app(tmp_path)
+    assert a.lifecycle.order == [
+        "risk", "execution", "venue", "liquidator", "toxicity", "features", "record",
+        "portfolio", "writer", "funding", "strategies"]
+    assert all(not a.bus.handlers(t) for t in (BookUpdated, Fill, OrderIntent))  # none yet
+    a.open_store()
+    assert a.lifecycle.started[-1] == "funding"  # strategies wait for synced books
+    a.start_trading()
+    # A reordering of the list is a visible change: update docs/architecture.md with it.
+    assert dispatch_order(a) == {
+        "BookUpdated": ["RiskEngine", "PaperVenue", "Liquidator", "FillToxicity",
+                        "FeatureEngine", "Portfolio", "StrategyRunner"],
+        "Fill": ["FillToxicity", "RunRecord", "Portfolio", "StoreWriter", "StrategyRunner"],
+        "OrderIntent": ["RiskEngine"],
+        "SubmitOrder": ["ExecutionEngine", "RunRecord"],
+        "Trade": ["PaperVenue", "FeatureEngine"],
+    }
+    a.close()
+    assert a.lifecycle.started == []

@@ -49,7 +49,6 @@ def engine(clock: SimClock, books: dict[InstrumentId, OrderBook] | None = None,
     bus = Bus()
     sources = {iid: Source(b) for iid, b in (books or {}).items()}
     eng = FeatureEngine(bus, clock, sources, FeaturesConfig(bar_interval_s=interval_s))
-    eng.subscribe()
     eng.start()
     published: list[Bar] = []
     bus.subscribe(Bar, published.append)

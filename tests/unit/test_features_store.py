@@ -53,8 +53,8 @@ def test_the_writer_persists_bars_and_the_latest_come_back_newest_first(tmp_path
     engine = db.create_db_engine(f"sqlite:///{tmp_path}/t.sqlite3")
     db.migrate(engine)
     bus = Bus()
-    writer = StoreWriter(engine, 64, 10)
-    writer.start(bus)
+    writer = StoreWriter(bus, engine, 64, 10)
+    writer.start()
     for minute in range(5):
         bus.publish(bar(BTC, minute))
     bus.publish(bar(ETH, 0, volume=0.0))
@@ -113,8 +113,7 @@ def test_strategies_read_features_already_updated_by_the_event_and_bars_are_stor
     probe = Probe("probe", {})
     app.strategies.add(probe, None)
     app.open_store()
-    app._start_features()
-    app.strategies.start()
+    app.start_trading()
     for i in range(150):
         ts = MINUTE + i * 1_000_000_000
         clock.advance_to(ts)

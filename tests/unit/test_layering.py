@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "tradebot"
 LAYERS = {
     "core": 0, "domain": 0, "clock": 0, "errors": 0,
     "events": 0.5,
-    "bus": 1, "config": 1, "log": 1,
+    "bus": 1, "config": 1, "log": 1, "lifecycle": 1,
     "feeds": 2, "strategies": 2, "risk": 2, "execution": 2, "portfolio": 2, "store": 2,
     "features": 2,
     # health (readiness, status, watchdog) and summary (what a run did) read the components.

@@ -68,11 +68,17 @@ class ExecutionEngine:
         self._status_metrics = {s: ORDERS.labels(s.value) for s in OrderStatus}
 
     def attach(self, client: ExecutionClient) -> None:
-        """Use `client` for every order; subscribe to approved orders, cancels and amends."""
+        """Use `client` for every order."""
         self._client = client
+
+    def start(self) -> None:
+        """Take approved orders, cancels and amends from the bus."""
         self._bus.subscribe(SubmitOrder, self.on_submit)
         self._bus.subscribe(CancelOrder, self.on_cancel)
         self._bus.subscribe(AmendOrder, self.on_amend)
+
+    def stop(self) -> None:
+        """Nothing to release: open orders stay with the client (see App shutdown)."""
 
     def restore(self, order: Order, status: OrderStatus, filled: Decimal, notional: Decimal,
                 fills: int, ts_triggered: int = 0) -> None:

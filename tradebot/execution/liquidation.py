@@ -42,7 +42,13 @@ class Liquidator:
         self._next_check = 0
         self._ids = itertools.count(1)
         self.liquidations = 0
-        bus.subscribe(BookUpdated, self.on_book)
+
+    def start(self) -> None:
+        """Check the margin on book updates from now on."""
+        self._bus.subscribe(BookUpdated, self.on_book)
+
+    def stop(self) -> None:
+        """Nothing to release."""
 
     def continue_ids(self, stored_orders: int) -> None:
         """Number liquidation orders after the `stored_orders` the store holds (as risk does)."""

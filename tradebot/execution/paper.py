@@ -70,8 +70,15 @@ class PaperVenue:
         self._scale = {iid: (10 ** i.price_decimals, 10 ** i.size_decimals)
                        for iid, i in instruments.items()}
         self._liq_ids = itertools.count(1)
-        bus.subscribe(Trade, self.on_trade)
-        bus.subscribe(BookUpdated, self.on_book)
+        self._bus = bus
+
+    def start(self) -> None:
+        """Match resting orders against every trade and book update from now on."""
+        self._bus.subscribe(Trade, self.on_trade)
+        self._bus.subscribe(BookUpdated, self.on_book)
+
+    def stop(self) -> None:
+        """Nothing to release: resting orders stay for the store (see App shutdown)."""
 
     def latency(self, venue: str) -> LatencyModel:
         """Return the latency model of a venue."""

@@ -36,9 +36,15 @@ class FillToxicity:
         self._move = move_bps / 10_000.0
         self._watches: dict[InstrumentId, deque[_Watch]] = {}
         self.flagged = 0
+
+    def start(self) -> None:
+        """Watch fills and the books after them (unless the window is 0: switched off)."""
         if self._window_ns > 0:
-            bus.subscribe(Fill, self.on_fill)
-            bus.subscribe(BookUpdated, self.on_book)
+            self._bus.subscribe(Fill, self.on_fill)
+            self._bus.subscribe(BookUpdated, self.on_book)
+
+    def stop(self) -> None:
+        """Nothing to release."""
 
     def on_fill(self, fill: Fill) -> None:
         """Start watching a fill; count the flags it already carries."""

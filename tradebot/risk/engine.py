@@ -63,10 +63,16 @@ class RiskEngine:
         ]
         self._denials = {rule.name: RISK_DENIALS.labels(rule.name) for rule in self.rules}
         self._denials["unknown_instrument"] = RISK_DENIALS.labels("unknown_instrument")
-        bus.subscribe(OrderIntent, self.on_intent)
-        bus.subscribe(BookUpdated, self._on_book)
-        bus.subscribe(BookInvalidated, self._on_invalid)
         self._show_state()
+
+    def start(self) -> None:
+        """Check every intent from now on; follow the books it prices orders with."""
+        self._bus.subscribe(OrderIntent, self.on_intent)
+        self._bus.subscribe(BookUpdated, self._on_book)
+        self._bus.subscribe(BookInvalidated, self._on_invalid)
+
+    def stop(self) -> None:
+        """Nothing to release: the state stays readable."""
 
     def continue_ids(self, stored_orders: int) -> None:
         """Number new orders after the `stored_orders` the store holds.

@@ -59,7 +59,8 @@ class _Flush:
 class StoreWriter:
     """Persist orders, fills, equity, funding and completed bars from a bounded queue."""
 
-    def __init__(self, engine: Engine, queue_size: int, batch_size: int) -> None:
+    def __init__(self, bus: Bus, engine: Engine, queue_size: int, batch_size: int) -> None:
+        self._bus = bus
         self._engine = engine
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self._batch_size = batch_size
@@ -75,9 +76,10 @@ class StoreWriter:
         """Return how full the queue is (0..1)."""
         return self._queue.qsize() / self._queue.maxsize
 
-    def start(self, bus: Bus) -> None:
+    def start(self) -> None:
         """Start the thread and subscribe to the facts it persists."""
         self._thread.start()
+        bus = self._bus
         bus.subscribe(OrderUpdated, self.put)
         bus.subscribe(Fill, self.put)
         bus.subscribe(EquitySnapshot, self.put)
@@ -102,6 +104,11 @@ class StoreWriter:
         marker = _Flush()
         self._queue.put(marker)
         return marker.done.wait(timeout)
+
+    def stop(self) -> None:
+        """Write what is queued and stop the thread; log when that did not finish."""
+        if not self.close():
+            log.error("store_close_incomplete")
 
     def close(self, timeout: float = 30.0) -> bool:
         """Flush, stop the thread and return whether everything was written."""

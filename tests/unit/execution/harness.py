@@ -71,6 +71,8 @@ class Harness:
         self.venue = PaperVenue(self.engine, self.clock, bus, self.sources, self.instruments,
                                 self.config, self.portfolio)
         self.engine.attach(self.venue)
+        self.engine.start()
+        self.venue.start()
         self.fills: list[Fill] = []
         self.updates: list[OrderUpdated] = []
         bus.subscribe(Fill, self.fills.append)

@@ -113,6 +113,7 @@ def test_liquidation_closes_perp_positions_below_maintenance_margin() -> None:
     h.levels(PERP, bids=[("99.9", "1000")], asks=[("100.0", "1000")])
     h.submit(PERP, Side.BUY, "900", OrderType.MARKET)  # 90k notional on 10k equity
     liq = Liquidator(h.bus, h.clock, h.venue, h.instruments)
+    liq.start()
     assert not liq.check()
     # equity 10000 - 45 fee + 900 * (89.05 - 100) = 100 < maintenance 900 * 89.05 * 0.005
     h.levels(PERP, bids=[("99.9", "0"), ("89.0", "1000")], asks=[("100.0", "0"), ("89.1", "1000")])

@@ -42,6 +42,7 @@ def setup() -> tuple[Bus, SimClock, FakePortfolio, RiskEngine, list[object]]:
                         RiskConfig(max_position_notional=Decimal(1000),
                                    max_order_notional=Decimal(500), max_book_age_s=5.0),
                         PaperConfig())
+    engine.start()
     out: list[object] = []
     bus.subscribe(OrderDenied, out.append)
     bus.subscribe(SubmitOrder, out.append)

@@ -45,8 +45,8 @@ def start(url: str) -> tuple[Bus, Portfolio, StoreWriter]:
     for f in db.load_fills(engine):
         portfolio.on_fill(f)
     portfolio.start()
-    writer = StoreWriter(engine, 64, 10)
-    writer.start(bus)
+    writer = StoreWriter(bus, engine, 64, 10)
+    writer.start()
     return bus, portfolio, writer
 
 
@@ -99,7 +99,7 @@ def test_configured_starting_cash_is_recorded_once(tmp_path: Path) -> None:
 def test_a_full_queue_blocks_the_publisher_and_loses_nothing(tmp_path: Path) -> None:
     engine = db.create_db_engine(f"sqlite:///{tmp_path}/t.sqlite3")
     db.migrate(engine)
-    writer = StoreWriter(engine, 16, 4)
+    writer = StoreWriter(Bus(), engine, 16, 4)
     before = metric("tradebot_store_queue_full_total")
     snaps = [EquitySnapshot(currency="USDT", equity=Decimal(i), cash=Decimal(i),
                             realized_pnl=Decimal(0), unrealized_pnl=Decimal(0), fees=Decimal(0),
@@ -108,7 +108,7 @@ def test_a_full_queue_blocks_the_publisher_and_loses_nothing(tmp_path: Path) -> 
     producer.start()
     producer.join(0.5)
     assert producer.is_alive()  # blocked on the full queue, nothing dropped
-    writer.start(Bus())
+    writer.start()
     producer.join(10)
     assert writer.close()
     assert metric("tradebot_store_queue_full_total") > before
@@ -120,9 +120,9 @@ def test_a_version_3_database_gains_the_trigger_time_and_keeps_its_open_orders(
         tmp_path: Path) -> None:
     engine = db.create_db_engine(f"sqlite:///{tmp_path}/t.sqlite3")
     db.migrate(engine)
-    writer = StoreWriter(engine, 16, 4)
     bus = Bus()
-    writer.start(bus)
+    writer = StoreWriter(bus, engine, 16, 4)
+    writer.start()
     bus.publish(order(1, OrderStatus.ACCEPTED))
     assert writer.close()
     with engine.begin() as conn:  # what version 3 left on disk
@@ -131,9 +131,9 @@ def test_a_version_3_database_gains_the_trigger_time_and_keeps_its_open_orders(
     assert db.migrate(engine) == 3
     (restored,) = db.load_open_orders(engine)
     assert restored.order_id == "O1" and restored.ts_triggered == 0
-    writer = StoreWriter(engine, 16, 4)
     bus = Bus()
-    writer.start(bus)
+    writer = StoreWriter(bus, engine, 16, 4)
+    writer.start()
     bus.publish(dataclasses.replace(order(1, OrderStatus.ACCEPTED), ts_triggered=7))
     assert writer.close()
     assert db.load_open_orders(engine)[0].ts_triggered == 7
