@@ -23,6 +23,7 @@ from tradebot.events import (
     Trade,
 )
 from tradebot.feeds.replay import Recording, inspect
+from tradebot.server.api import orders_json
 from tradebot.strategies.base import Strategy
 
 USDM_BTC = "binance_hftbacktest/usdm/btcusdt_20240808.gz"
@@ -249,7 +250,7 @@ def test_a_triggered_stop_limit_comes_back_resting_not_waiting_after_a_restart(
     assert state.status is OrderStatus.ACCEPTED and state.ts_triggered > 0, state
     (sim,) = first.venue.orders.values()
     assert sim.triggered and sim.ahead >= 0
-    (served,) = first._orders_json()  # what /api/orders shows
+    (served,) = orders_json(first.execution.orders.values())  # what /api/orders shows
     assert served["trigger"] == "stop" and served["triggered"] is True
     assert served["type"] == "limit" and served["limit_price"] == str(state.order.limit_price)
 
