@@ -10,6 +10,7 @@ from tests.conftest import REPO
 from tradebot.cli import main
 from tradebot.config import Config, load_config
 from tradebot.errors import ConfigError
+from tradebot.feeds.registry import FEEDS
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -91,3 +92,41 @@ def test_bad_strategy_parameter_is_a_config_error(tmp_path: Path) -> None:
         build_strategy("s", "ema_cross", {"fast": 1})
     with pytest.raises(ConfigError, match=r"strategies\.s\.kind"):
         build_strategy("s", "nope", {})
+
+
+def test_unknown_venue_is_a_config_error_listing_the_feed_registrys_venues(
+        tmp_path: Path) -> None:
+    path = write(tmp_path, '[[feeds]]\nvenue = "bogus"\nsymbols = ["BTC-USDT"]\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path, environ={}, venues=tuple(FEEDS))
+    assert str(err.value) == (f"{path}: feeds[0].venue: 'bogus' is not one of "
+                              f"{', '.join(FEEDS)}")
+
+
+def test_every_venue_of_the_feed_registry_is_a_valid_feed_venue(tmp_path: Path) -> None:
+    for venue in FEEDS:
+        text = f'[[feeds]]\nvenue = "{venue}"\nsymbols = ["X-Y"]\ninstruments_from_venue = true\n'
+        config = load_config(write(tmp_path, text), environ={}, venues=tuple(FEEDS))
+        assert config.feeds[0].venue == venue
+
+
+def test_the_loader_checks_venues_against_the_names_its_caller_passes(tmp_path: Path) -> None:
+    # config sits below feeds: it holds no venue list of its own, the caller supplies one.
+    path = write(tmp_path, '[[feeds]]\nvenue = "newex"\nsymbols = ["X-Y"]\n'
+                           'instruments_from_venue = true\n')
+    assert load_config(path, environ={}, venues=("newex",)).feeds[0].venue == "newex"
+    assert load_config(path, environ={}).feeds[0].venue == "newex"
+    with pytest.raises(ConfigError, match=r"feeds\[0\]\.venue: 'newex' is not one of binance$"):
+        load_config(path, environ={}, venues=("binance",))
+
+
+def test_check_config_exits_78_on_an_unknown_venue_naming_key_and_source(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = write(tmp_path, '[[feeds]]\nvenue = "bogus"\nsymbols = ["BTC-USDT"]\n')
+    assert main(["check-config", str(bad)]) == 78
+    err = capsys.readouterr().err
+    assert f"{bad}: feeds[0].venue: 'bogus' is not one of binance, binance_usdm" in err
+    monkeypatch.setenv("TRADEBOT_FEEDS__0__VENUE", '"nope"')
+    assert main(["check-config", str(REPO / "config" / "tradebot.toml")]) == 78
+    assert "TRADEBOT_FEEDS__0__VENUE: feeds[0].venue: 'nope'" in capsys.readouterr().err

@@ -82,8 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = args.config
     if args.command == "check-config" and args.path is not None:
         path = args.path
+    from tradebot.feeds.registry import FEEDS
+
     try:
-        config = load_config(path if path is not None else default_config_path())
+        # The feed registry's venues are the ones a [[feeds]] entry may name.
+        config = load_config(path if path is not None else default_config_path(),
+                             venues=tuple(FEEDS))
     except ConfigError as exc:
         print(f"tradebot: config error: {exc}", file=sys.stderr)
         return EX_CONFIG
@@ -97,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _command(name: str) -> Callable[[Config, argparse.Namespace], int]:
-    # Imported on demand: `check-config` and `version` need none of the daemon's modules.
+    # Imported on demand: `check-config` needs only the feed registry, `version` nothing.
     if name == "run":
         from tradebot.cli.run import run
 

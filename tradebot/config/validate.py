@@ -1,0 +1,46 @@
+"""The config rules that span several keys, checked after every key passed its own `opt` rules."""
+
+from __future__ import annotations
+
+from tradebot.config.schema import Config
+from tradebot.domain import InstrumentId
+from tradebot.errors import ConfigError
+
+
+def validate(config: Config) -> None:
+    """Check the rules that span several keys."""
+    _validate_feeds(config, _validate_instruments(config))
+    names = [s.name for s in config.strategies]
+    if len(names) != len(set(names)):
+        raise _fail(config, "strategies", "strategy names must be unique")
+    for i, strat in enumerate(config.strategies):
+        for text in strat.instruments:
+            try:
+                InstrumentId.parse(text)
+            except ValueError as exc:
+                raise _fail(config, f"strategies[{i}].instruments", str(exc)) from None
+
+
+def _validate_instruments(config: Config) -> set[InstrumentId]:
+    known = set()
+    for i, inst in enumerate(config.instruments):
+        try:
+            built = inst.build()
+        except ValueError as exc:
+            raise _fail(config, f"instruments[{i}]", str(exc)) from None
+        known.add(built.id)
+    return known
+
+
+def _validate_feeds(config: Config, known: set[InstrumentId]) -> None:
+    for i, feed in enumerate(config.feeds):
+        if feed.backoff_initial_s > feed.backoff_max_s:
+            raise _fail(config, f"feeds[{i}].backoff_initial_s", "must not exceed backoff_max_s")
+        for symbol in feed.symbols:
+            if not feed.instruments_from_venue and InstrumentId(symbol, feed.venue) not in known:
+                raise _fail(config, f"feeds[{i}].symbols",
+                            f"{symbol} on {feed.venue} is not in [[instruments]]")
+
+
+def _fail(config: Config, key: str, message: str) -> ConfigError:
+    return ConfigError(message, key=key, source=config.source)
