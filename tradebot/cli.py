@@ -143,7 +143,8 @@ def _features(args: argparse.Namespace) -> int:
 
 
 def _run(config: Config) -> int:
-    from tradebot.app import fetch_venue_instruments, live_app
+    from tradebot.app import live_app
+    from tradebot.feeds.instruments import live_instruments
     from tradebot.systemd import Notifier
 
     notifier = Notifier()
@@ -151,7 +152,7 @@ def _run(config: Config) -> int:
              database=_redact(config.database_url()))
 
     async def main() -> int:
-        instruments = await fetch_venue_instruments(config)
+        instruments = await live_instruments(config)
         return await live_app(config, notifier, instruments).run_live()
 
     return uvloop.run(main())
@@ -189,17 +190,18 @@ def _record(config: Config, args: argparse.Namespace) -> int:
 
 
 def _serve_recording(config: Config, args: argparse.Namespace) -> int:
+    from tradebot.feeds.instruments import replay_instruments
     from tradebot.feeds.replay import inspect
     from tradebot.feeds.replay_server import serve_recording
 
     recording = inspect(args.file, args.venue)
     # The books it serves: those the replay would follow ([[instruments]] for a file that
     # carries no instrument list, like the hftbacktest captures).
-    feed_instruments, _ = _replay_instruments(config, [recording])
+    served = list(replay_instruments(config, [recording]).feeds[recording.venue])
 
     async def main() -> int:
         stop = await _until_signal()
-        await serve_recording(recording, feed_instruments[recording.venue], "127.0.0.1",
+        await serve_recording(recording, served, "127.0.0.1",
                               args.ws_port, args.http_port, args.speed, args.fps, stop)
         return EX_OK
 
@@ -210,10 +212,11 @@ def _replay(config: Config, args: argparse.Namespace) -> int:
     from tradebot.app import App
     from tradebot.clock import SimClock
     from tradebot.config import StateConfig
+    from tradebot.feeds.instruments import replay_instruments
     from tradebot.feeds.replay import inspect
 
     recordings = [inspect(p, args.venue) for p in args.files]
-    feed_instruments, recorded = _replay_instruments(config, recordings)
+    instruments = replay_instruments(config, recordings)
     with tempfile.TemporaryDirectory(prefix="tradebot-replay-") as tmp:
         url = args.db or f"sqlite:///{Path(tmp) / 'replay.sqlite3'}"
         state = StateConfig(**{**_fields(config.state), "database_url": url})
@@ -225,7 +228,7 @@ def _replay(config: Config, args: argparse.Namespace) -> int:
 
             config = dataclasses.replace(config, strategies=[
                 StrategyConfig(name=args.strategy, kind=args.strategy)])
-        app = App(config, SimClock(), feed_instruments=feed_instruments, instruments=recorded)
+        app = App(config, SimClock(), instruments=instruments)
         summary = uvloop.run(app.run_replay(recordings, speed=args.speed,
                                             progress=False if args.no_progress else None))
     if args.json:
@@ -235,38 +238,6 @@ def _replay(config: Config, args: argparse.Namespace) -> int:
             if key != "books":
                 print(f"{key:>20}: {value}")
     return EX_OK
-
-
-def _replay_instruments(config: Config, recordings: list[Any]) -> tuple[dict[str, list[Any]],
-                                                                         dict[Any, Any]]:
-    # The instruments each recording's books need: [[instruments]] first, else the
-    # recording's own instrument list; returns them by venue, and those not in the config.
-    from tradebot.feeds.registry import feed_class
-
-    instruments = config.instrument_map()
-    by_symbol = {(i.id.venue, i.venue_symbol): i for i in instruments.values()}
-    feed_instruments: dict[str, list[Any]] = {}
-    recorded: dict[Any, Any] = {}  # instruments a recording's own instrument list describes
-    for rec in recordings:
-        own = {i.venue_symbol: i for i in rec.instruments}
-        if rec.framing != "hftbacktest" and not rec.depth_symbols:
-            # No instrument list in or beside the recording: match the configured ones.
-            configured = [i for i in instruments.values() if i.id.venue == rec.venue]
-            rec.depth_symbols = [i.venue_symbol for i in feed_class(rec.venue)
-                                 .recorded_instruments(rec.subscribed, configured)]
-            if not rec.depth_symbols:
-                raise DataError(f"{rec.path}: none of its subscriptions is in [[instruments]] "
-                                f"for {rec.venue}")
-        for sym in rec.depth_symbols:
-            inst = by_symbol.get((rec.venue, sym)) or own.get(sym)
-            if inst is not None and inst.id not in instruments:
-                recorded[inst.id] = inst
-            if inst is None:
-                raise ConfigError(f"{rec.path}: {sym} on {rec.venue} has no [[instruments]] entry",
-                                  key="instruments", source=config.source)
-            if inst not in feed_instruments.setdefault(rec.venue, []):
-                feed_instruments[rec.venue].append(inst)
-    return feed_instruments, recorded
 
 
 def _fields(obj: Any) -> dict[str, Any]:
