@@ -271,6 +271,7 @@ def snapshot_url(rest_url: str, instrument: Instrument, limit: int = 0) -> str:
 
 SPECS = {
     venue: VenueSpec(
+        # No fixed websocket endpoint: each connection goes where its bullet token says.
         venue=venue, ws_url="", rest_url=REST_URL, channels=tuple(CHANNELS),
         sequence_rule=KucoinRule, instrument_paths=(INSTRUMENTS_PATH,),
         instrument_parser=parse_instruments,
@@ -306,7 +307,7 @@ class KucoinFeed(Feed):
 
     def bullet_url(self, config: FeedConfig) -> str:
         """Return the URL to POST for a connection token."""
-        return f"{config.rest_url or REST_URL}{BULLET_PATH}"
+        return f"{config.rest_url or self.spec.rest_url}{BULLET_PATH}"
 
     def connection_url(self, config: FeedConfig, instruments: Sequence[Instrument]) -> str:
         """Return the websocket URL of the current bullet (each connection its own id)."""
