@@ -129,9 +129,12 @@ def frames_of(v: Venue) -> tuple[list[Any], list[Entry]]:
 
 def _rest(feed: Any, url: str, body: bytes, ts: int) -> None:
     # A recorded REST snapshot (untimed): to its instrument's book, as a replay does.
-    if url and feed.is_instruments_url(feed.venue, url):
+    from tradebot.feeds.recorded import is_instrument_list, snapshot_instrument
+
+    if url and is_instrument_list(feed.venue, url):
         return
-    inst = feed.instrument_for_url(url) if url else next(iter(feed.instruments.values()))
+    inst = snapshot_instrument(url, feed.instruments.values()) if url else \
+        next(iter(feed.instruments.values()))
     if inst is not None:
         feed.on_snapshot(feed.parse_snapshot(body, inst, ts))
 

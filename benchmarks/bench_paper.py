@@ -47,6 +47,7 @@ def _config(tmp: str, strategy: str) -> Any:
 def replay_rate(strategy: str) -> dict[str, Any]:
     from tradebot.app import App
     from tradebot.clock import SimClock
+    from tradebot.feeds.instruments import resolve
     from tradebot.feeds.replay import inspect
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -54,7 +55,7 @@ def replay_rate(strategy: str) -> dict[str, Any]:
         rec = inspect(USDM / "btcusdt_20240808.gz")
         insts = [i for i in cfg.instrument_map().values()
                  if i.id.venue == rec.venue and i.venue_symbol in rec.depth_symbols]
-        app = App(cfg, SimClock(), feed_instruments={rec.venue: insts})
+        app = App(cfg, SimClock(), instruments=resolve(cfg, feeds={rec.venue: insts}))
         return asyncio.run(app.run_replay([rec], progress=False))
 
 
@@ -80,6 +81,7 @@ def simulator_cost() -> dict[str, float]:
     from tradebot.clock import SimClock
     from tradebot.domain import OrderType, Side
     from tradebot.events import BookUpdated, OrderIntent, OrderUpdated, SubmitOrder, Trade
+    from tradebot.feeds.instruments import resolve
     from tradebot.feeds.replay import ReplayDriver, inspect, read_lines
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,7 +91,7 @@ def simulator_cost() -> dict[str, float]:
         insts = [i for i in cfg.instrument_map().values() if i.id.venue == "binance_usdm"
                  and any(i.venue_symbol in r.depth_symbols for r in recs)]
         clock = SimClock()
-        app = App(cfg, clock, feed_instruments={"binance_usdm": insts})
+        app = App(cfg, clock, instruments=resolve(cfg, feeds={"binance_usdm": insts}))
         clock.advance_to(min(next(read_lines(r.path))[0] for r in recs))
         app.open_store()
         bus: Bus = app.bus

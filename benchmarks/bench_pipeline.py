@@ -42,6 +42,7 @@ def replay_once(timed: bool) -> tuple[dict[str, object], np.ndarray]:
     from tradebot.app import App
     from tradebot.clock import SimClock
     from tradebot.config import StateConfig, load_config
+    from tradebot.feeds.instruments import resolve
     from tradebot.feeds.replay import inspect
 
     config = load_config(environ={})
@@ -51,7 +52,7 @@ def replay_once(timed: bool) -> tuple[dict[str, object], np.ndarray]:
         rec = inspect(RECORDING)
         inst = [i for i in config.instrument_map().values()
                 if i.id.venue == rec.venue and i.venue_symbol in rec.depth_symbols]
-        app = App(config, SimClock(), feed_instruments={rec.venue: inst})
+        app = App(config, SimClock(), instruments=resolve(config, feeds={rec.venue: inst}))
         feed = app.feeds[rec.venue]
         timings: list[int] = []
         handle = feed.handle

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import aiohttp
 import structlog
-from prometheus_client import Counter
 
 from tradebot.bus import Bus, register_bus_metrics
 from tradebot.clock import Clock, LiveClock, SimClock, monotonic
 from tradebot.config import Config
 from tradebot.core.warmup import warmup_daemon
-from tradebot.domain import Instrument, InstrumentId
-from tradebot.errors import ConfigError, DataError
+from tradebot.domain import InstrumentId
 from tradebot.execution.base import Order
 from tradebot.execution.engine import ExecutionEngine
 from tradebot.execution.liquidation import Liquidator
@@ -24,7 +22,8 @@ from tradebot.execution.paper import PaperVenue
 from tradebot.execution.toxicity import FillToxicity
 from tradebot.features import FeatureEngine
 from tradebot.feeds.base import Feed, register_feed_metrics
-from tradebot.feeds.registry import build_feed, feed_class
+from tradebot.feeds.instruments import RunInstruments, resolve
+from tradebot.feeds.registry import build_feed
 from tradebot.feeds.replay import Recording, ReplayDriver, first_timestamp
 from tradebot.feeds.runner import FeedRunner
 from tradebot.health import Health
@@ -46,36 +45,20 @@ log = structlog.get_logger(__name__)
 # The last component started with the store; the ones after it (the strategies) start trading.
 TRADING_STARTS_AFTER = "funding"
 
-INSTRUMENT_FETCH_ERRORS = Counter(
-    "tradebot_instrument_fetch_errors_total",
-    "Venue instrument lists that could not be fetched at start (the config is used)", ["venue"],
-)
-
 
 class App:
     """Every component of one tradebot process, wired through one bus."""
 
-    def __init__(self, config: Config, clock: Clock,
-                 feed_instruments: dict[str, list[Instrument]] | None = None,
-                 notifier: Notifier | None = None,
-                 instruments: Mapping[InstrumentId, Instrument] | None = None) -> None:
+    def __init__(self, config: Config, clock: Clock, instruments: RunInstruments | None = None,
+                 notifier: Notifier | None = None) -> None:
         self.config = config
         self.clock = clock
         self.bus = bus = Bus()
-        # Venue instrument lists (fetched at start, or carried by a recording); the config's
-        # [[instruments]] override them.
-        self.instruments = {**(instruments or {}), **config.instrument_map()}
-        if feed_instruments is None:
-            feed_instruments = {
-                f.venue: [self.instruments[InstrumentId(s, f.venue)] for s in f.symbols]
-                for f in config.feeds
-            }
-        for insts in feed_instruments.values():
-            # What a feed follows, every component knows (risk, venue, strategies).
-            for inst in insts:
-                self.instruments.setdefault(inst.id, inst)
+        # Resolved by feeds/instruments.py (default: the config's feeds and [[instruments]]).
+        run = instruments if instruments is not None else resolve(config)
+        self.instruments = dict(run.instruments)
         self.feeds: dict[str, Feed] = {
-            venue: build_feed(venue, insts, bus, clock) for venue, insts in feed_instruments.items()
+            venue: build_feed(venue, insts, bus, clock) for venue, insts in run.feeds.items()
         }
         self.books = {iid: book for f in self.feeds.values() for iid, book in f.books.items()}
         self.engine = db.create_db_engine(config.database_url())
@@ -267,41 +250,6 @@ class App:
                               final.equity)
 
 
-def live_app(config: Config, notifier: Notifier,
-             instruments: Mapping[InstrumentId, Instrument] | None = None) -> App:
+def live_app(config: Config, notifier: Notifier, instruments: RunInstruments | None = None) -> App:
     """Build the App for a live run."""
     return App(config, LiveClock(), notifier=notifier, instruments=instruments)
-
-
-async def fetch_venue_instruments(config: Config) -> dict[InstrumentId, Instrument]:
-    """Fetch the instrument lists of feeds with `instruments_from_venue` set.
-
-    A venue that cannot be reached is logged and counted, and its feed falls back to the
-    config's [[instruments]]; a symbol found in neither is a config error (exit 78).
-    """
-    found: dict[InstrumentId, Instrument] = {}
-    feeds = [f for f in config.feeds if f.instruments_from_venue]
-    if not feeds:
-        return found
-    async with aiohttp.ClientSession() as session:
-        for cfg in feeds:
-            cls = feed_class(cfg.venue)
-            try:
-                for url in cls.instruments_urls(cfg.venue, cfg):
-                    async with session.get(url, timeout=aiohttp.ClientTimeout(total=15)) as resp:
-                        resp.raise_for_status()
-                        body = await resp.read()
-                    found.update((i.id, i) for i in cls.parse_instruments(cfg.venue, body)
-                                 if i.id.symbol in cfg.symbols)
-            except (aiohttp.ClientError, TimeoutError, OSError, DataError) as exc:
-                INSTRUMENT_FETCH_ERRORS.labels(cfg.venue).inc()
-                log.warning("instruments_fetch_failed", venue=cfg.venue, error=repr(exc))
-    known = set(found) | set(config.instrument_map())
-    for i, cfg in enumerate(config.feeds):
-        missing = [s for s in cfg.symbols if InstrumentId(s, cfg.venue) not in known]
-        if missing:
-            raise ConfigError(f"{', '.join(missing)} on {cfg.venue}: not in the venue's "
-                              "instrument list nor in [[instruments]]",
-                              key=f"feeds[{i}].symbols", source=config.source)
-    log.info("instruments_loaded", count=len(found))
-    return found

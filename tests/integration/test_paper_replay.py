@@ -22,6 +22,7 @@ from tradebot.events import (
     OrderUpdated,
     Trade,
 )
+from tradebot.feeds.instruments import resolve
 from tradebot.feeds.replay import Recording, inspect
 from tradebot.server.api import orders_json
 from tradebot.strategies.base import Strategy
@@ -41,7 +42,7 @@ def _config(tmp: Path, name: str, **paper: Any) -> Config:
 def _app(cfg: Config, rec: Recording) -> App:
     insts = [i for i in cfg.instrument_map().values()
              if i.id.venue == rec.venue and i.venue_symbol in rec.depth_symbols]
-    return App(cfg, SimClock(), feed_instruments={rec.venue: insts})
+    return App(cfg, SimClock(), instruments=resolve(cfg, feeds={rec.venue: insts}))
 
 
 class OneBid(Strategy):

@@ -12,11 +12,11 @@ import aiohttp
 import pytest
 
 from tests.conftest import data_file, metric
-from tradebot.app import fetch_venue_instruments
 from tradebot.bus import Bus
 from tradebot.clock import LiveClock, SimClock, monotonic
 from tradebot.config import Config, FeedConfig
 from tradebot.feeds.base import Feed
+from tradebot.feeds.instruments import live_instruments
 from tradebot.feeds.registry import build_feed
 from tradebot.feeds.replay import ReplayDriver, inspect
 from tradebot.feeds.replay_server import ReplayServer
@@ -63,9 +63,9 @@ async def start(venue: str, fps: float) -> tuple[ReplayServer, FeedConfig]:
 
 async def client(cfg: FeedConfig) -> Feed:
     # Instrument metadata from the venue's REST instrument endpoint, as the app does at start.
-    found = await fetch_venue_instruments(Config(feeds=[cfg], instruments=[]))
-    assert sorted(i.symbol for i in found) == sorted(cfg.symbols)
-    return build_feed(cfg.venue, list(found.values()), Bus(), LiveClock())
+    found = await live_instruments(Config(feeds=[cfg], instruments=[]))
+    assert sorted(i.symbol for i in found.instruments) == sorted(cfg.symbols)
+    return build_feed(cfg.venue, found.feeds[cfg.venue], Bus(), LiveClock())
 
 
 async def run_until_clean(venue: str, fault: Callable[[ReplayServer, Feed], Awaitable[None]]

@@ -24,13 +24,13 @@ import pytest
 
 from tests.conftest import data_file, metric
 from tests.unit.feeds.test_bybit import XRP
-from tradebot.app import fetch_venue_instruments
 from tradebot.bus import Bus
 from tradebot.clock import LiveClock, SimClock, monotonic
 from tradebot.config import Config, FeedConfig, load_config
 from tradebot.domain import Instrument, InstrumentId
 from tradebot.feeds import coinbase
 from tradebot.feeds.base import Feed
+from tradebot.feeds.instruments import live_instruments
 from tradebot.feeds.registry import build_feed
 from tradebot.feeds.replay import ReplayDriver, inspect, read_entries, read_rest_lines
 from tradebot.feeds.replay_server import ReplayServer, rfc3339
@@ -198,9 +198,9 @@ async def setup(venue: str, tmp: Path, fps: float | None = None) -> Setup:
                      instruments_from_venue=case.from_venue)
     found = list(server.instruments)
     if case.from_venue:
-        fetched = await fetch_venue_instruments(Config(feeds=[cfg], instruments=[]))
-        assert sorted(i.symbol for i in fetched) == sorted(cfg.symbols)
-        found = list(fetched.values())
+        fetched = await live_instruments(Config(feeds=[cfg], instruments=[]))
+        assert sorted(i.symbol for i in fetched.instruments) == sorted(cfg.symbols)
+        found = list(fetched.feeds[venue])
     return Setup(server, cfg, build_feed(venue, found, Bus(), LiveClock()), clean)
 
 

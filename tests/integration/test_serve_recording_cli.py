@@ -13,10 +13,10 @@ import aiohttp
 
 from tests.conftest import REPO
 from tests.integration.test_replay_server_venues import binance_prefix, wait_for
-from tradebot.app import fetch_venue_instruments
 from tradebot.bus import Bus
 from tradebot.clock import LiveClock
 from tradebot.config import Config, FeedConfig, load_config
+from tradebot.feeds.instruments import live_instruments
 from tradebot.feeds.registry import build_feed
 from tradebot.feeds.runner import FeedRunner
 
@@ -48,8 +48,9 @@ async def test_an_hftbacktest_capture_is_served_with_the_configured_instruments(
                          ws_url=f"ws://127.0.0.1:{ws_port}/",
                          rest_url=f"http://127.0.0.1:{http_port}", stale_after_s=2.0,
                          backoff_initial_s=0.05, backoff_max_s=0.2, instruments_from_venue=True)
-        fetched = await fetch_venue_instruments(Config(feeds=[cfg], instruments=[]))
-        (inst,) = fetched.values()
+        fetched = await live_instruments(Config(feeds=[cfg], instruments=[]))
+        (inst,) = fetched.feeds["binance_usdm"]
+        assert dict(fetched.instruments) == {inst.id: inst}
         assert (inst.id, inst.venue_symbol, inst.kind, inst.tick_size, inst.lot_size,
                 inst.min_notional, inst.contract_size, inst.price_decimals,
                 inst.size_decimals) == (

@@ -27,6 +27,7 @@ from tradebot.clock import SimClock
 from tradebot.config import StrategyConfig, load_config
 from tradebot.core.warmup import warmup_daemon
 from tradebot.domain import Instrument
+from tradebot.feeds.instruments import resolve
 from tradebot.feeds.replay import Recording, inspect
 
 DATA_FILES = ["binance_hftbacktest/usdm/btcusdt_20240808.gz",
@@ -79,7 +80,8 @@ def probe(data: Path, warm: Callable[[], object] = warmup_daemon) -> list[str]:
                     base, strategies=[StrategyConfig(name=kind, kind=kind)],
                     state=dataclasses.replace(
                         base.state, database_url=f"sqlite:///{tmp}/{n}-{kind}.sqlite3"))
-                app = App(config, SimClock(), feed_instruments={rec.venue: insts})
+                app = App(config, SimClock(),
+                          instruments=resolve(config, feeds={rec.venue: insts}))
                 asyncio.run(app.run_replay([rec], progress=False))
     after = signatures()
     return sorted(name for name, count in after.items() if count > before.get(name, 0))

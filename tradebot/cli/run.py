@@ -14,7 +14,8 @@ log = structlog.get_logger("tradebot.cli")
 
 def run(config: Config) -> int:
     """Load the venues' instruments, then run the daemon until SIGTERM; return the status."""
-    from tradebot.app import fetch_venue_instruments, live_app
+    from tradebot.app import live_app
+    from tradebot.feeds.instruments import live_instruments
     from tradebot.systemd import Notifier
 
     notifier = Notifier()
@@ -22,7 +23,7 @@ def run(config: Config) -> int:
              database=redact(config.database_url()))
 
     async def main() -> int:
-        instruments = await fetch_venue_instruments(config)
+        instruments = await live_instruments(config)
         return await live_app(config, notifier, instruments).run_live()
 
     return uvloop.run(main())

@@ -1,8 +1,8 @@
 """The venue-independent part of a feed: frame accounting, books, the hooks a venue fills in.
 
-A venue module subclasses `Feed` with its endpoints and pure parsers; `feeds/runner.py` owns
-the connections and replay drives the same `Feed` from a file. The optional hooks of `Feed`
-default to a single connection, no keep-alive message and REST resyncs.
+A venue module declares its `VenueSpec`s (feeds/spec.py) and subclasses `Feed` with its pure
+parsers; `feeds/runner.py` owns the connections and replay drives the same `Feed` from a file.
+The hooks of `Feed` read the spec; a venue overrides one only where it truly differs.
 """
 
 from __future__ import annotations
@@ -10,10 +10,9 @@ from __future__ import annotations
 import abc
 import bisect
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 import structlog
@@ -31,7 +30,8 @@ from tradebot.config import FeedConfig
 from tradebot.domain import Instrument, InstrumentId
 from tradebot.errors import DataError, InvariantError
 from tradebot.events import BookSnapshot, FeedStatus
-from tradebot.feeds.book import BookSync, SequenceRule
+from tradebot.feeds.book import BookSync
+from tradebot.feeds.spec import VenueSpec
 from tradebot.log import Throttle
 
 log = structlog.get_logger(__name__)
@@ -87,29 +87,28 @@ Tap = Callable[[str, int, str, bytes], None]
 
 
 class Feed(abc.ABC):
-    """One venue's market data: turn frames into events and keep its books correct."""
+    """One venue's market data: turn frames into events and keep its books correct.
 
-    venue: str
-    # Instrument list: the venue module's pure parser `(body, venue) -> [Instrument]`, its REST
-    # base and path; the hooks below use them unless a venue needs more (several markets).
-    instruments_parser: ClassVar[Callable[[bytes, str], list[Instrument]] | None] = None
-    rest_base_url: ClassVar[str] = ""
-    instruments_path: ClassVar[str] = ""
-    # A synced book that hears nothing for this long is invalid (0: only the connection's
-    # stale deadline applies). Venues that heartbeat each book channel set it.
-    book_stale_after_s: float = 0.0
-    # True where subscribing makes the venue send each book's snapshot itself, so a new
-    # connection needs no snapshot request.
-    snapshot_on_subscribe: bool = False
+    A venue class names its specs (`specs`, by venue); what they declare (endpoints, limits,
+    keep-alive, snapshots, book rules) the hooks below read, so a venue overrides a hook only
+    where it truly differs.
+    """
 
-    def __init__(self, venue: str, instruments: Iterable[Instrument], bus: Bus, clock: Clock,
-                 rule: SequenceRule) -> None:
+    specs: ClassVar[Mapping[str, VenueSpec]]
+
+    def __init__(self, venue: str, instruments: Iterable[Instrument], bus: Bus,
+                 clock: Clock) -> None:
+        spec = self.specs.get(venue)
+        if spec is None:
+            raise ValueError(f"unknown {type(self).__name__} venue {venue!r}")
+        self.spec = spec
         self.venue = venue
         self.bus = bus
         self.clock = clock
         self.instruments = {i.id: i for i in instruments}
         self.stats = FeedStats()
         self.snapshot_needed: Callable[[InstrumentId, str], None] = lambda _i, _r: None
+        rule = spec.sequence_rule()
         self.books = {
             iid: BookSync(inst, rule, bus, request_snapshot=self._need_snapshot)
             for iid, inst in self.instruments.items()
@@ -120,28 +119,8 @@ class Feed(abc.ABC):
         self.snapshot_needed(instrument, reason)
 
     @abc.abstractmethod
-    def url(self, config: FeedConfig) -> str:
-        """Return the websocket URL to connect to."""
-
-    def subscribe_messages(self) -> list[str]:
-        """Return the messages to send after connecting (none when the URL subscribes)."""
-        return []
-
-    @abc.abstractmethod
     def handle(self, frame: bytes, ts_init: int) -> None:
         """Parse one frame and publish what it says; raise on malformed input."""
-
-    def snapshot_url(self, config: FeedConfig, instrument: Instrument) -> str:
-        """Return the REST URL of a depth snapshot.
-
-        By default a venue has none that bridges its stream (its books resync by
-        resubscribing): venues with a REST bridge (Binance, KuCoin, ...) override both.
-        """
-        raise DataError(f"{self.venue} books resync by resubscribing, not from REST")
-
-    def parse_snapshot(self, body: bytes, instrument: Instrument, ts_init: int) -> BookSnapshot:
-        """Parse a REST depth snapshot body (see `snapshot_url`)."""
-        raise DataError(f"{self.venue} REST depth cannot bridge the websocket book")
 
     def on_frame(self, frame: bytes | str, ts_init: int) -> None:
         """Handle a frame; a malformed one is counted and logged (throttled), never fatal."""
@@ -175,77 +154,53 @@ class Feed(abc.ABC):
         """Give a snapshot to its book."""
         self.books[snapshot.instrument].on_snapshot(snapshot)
 
-    # --- optional venue hooks ----------------------------------------------------------
+    # --- connections: the spec's declarations, overridden where a venue differs ------------
+
+    def split_subscriptions(self) -> list[list[Instrument]]:
+        """Return the instruments of each connection, at most the spec's limit on each."""
+        insts = list(self.instruments.values())
+        step = self.spec.max_instruments_per_connection
+        if step <= 0:
+            return [insts]
+        return [insts[i:i + step] for i in range(0, len(insts), step)] or [[]]
 
     async def prepare_connection(self, session: aiohttp.ClientSession,
                                  config: FeedConfig) -> None:
         """Do what a connection needs first (a venue's connect token); raise to retry later."""
         return None
 
-    def keepalive(self) -> tuple[str | bytes, float] | None:
-        """Return (message, interval in s) to send on each connection, or None."""
-        return None
-
-    def split_subscriptions(self) -> list[list[Instrument]]:
-        """Return the instruments of each connection (one list: a single connection)."""
-        return [list(self.instruments.values())]
-
     def connection_url(self, config: FeedConfig, instruments: Sequence[Instrument]) -> str:
         """Return the websocket URL of the connection carrying `instruments`."""
-        return self.url(config)
+        return config.ws_url or self.spec.ws_url
 
+    @abc.abstractmethod
     def connection_messages(self, instruments: Sequence[Instrument]) -> list[str]:
         """Return the messages that subscribe `instruments` after connecting."""
-        return self.subscribe_messages()
+
+    def keepalive(self) -> tuple[str | bytes, float] | None:
+        """Return (message, interval in s) to send on each connection, or None."""
+        return self.spec.keepalive
 
     def resync_messages(self, instrument: Instrument, reason: str) -> list[str] | None:
         """Return messages that make the venue resend a book, or None to fetch a REST snapshot."""
         return None
 
-    @classmethod
-    def instruments_url(cls, venue: str, config: FeedConfig) -> str:
-        """Return the REST URL of the venue's instrument list ('' when not supported)."""
-        if not cls.instruments_path:
-            return ""
-        return (config.rest_url or cls.rest_base_url) + cls.instruments_path
+    def snapshot_url(self, config: FeedConfig, instrument: Instrument) -> str:
+        """Return the REST URL of a depth snapshot that bridges the stream.
 
-    @classmethod
-    def instruments_urls(cls, venue: str, config: FeedConfig) -> list[str]:
-        """Return every URL of the venue's instrument lists (one per market type)."""
-        url = cls.instruments_url(venue, config)
-        return [url] if url else []
+        A venue without one (its books resync by resubscribing) raises DataError.
+        """
+        spec = self.spec
+        if spec.snapshot_url is None:
+            raise DataError(f"{self.venue} books resync by resubscribing, not from REST")
+        return spec.snapshot_url(config.rest_url or spec.rest_url, instrument,
+                                 config.snapshot_limit)
 
-    @classmethod
-    def parse_instruments(cls, venue: str, body: bytes) -> list[Instrument]:
-        """Parse the venue's instrument list into Instruments with normalized symbols."""
-        if cls.instruments_parser is None:
-            raise DataError(f"{venue} has no instrument list parser")
-        return cls.instruments_parser(body, venue)
-
-    @classmethod
-    def is_instruments_url(cls, venue: str, url: str) -> bool:
-        """Return True when a recorded REST URL is the venue's instrument list."""
-        return bool(cls.instruments_path) and cls.instruments_path in url
-
-    @classmethod
-    def recorded_instruments(cls, client_frames: Sequence[bytes],
-                             instruments: Iterable[Instrument]) -> list[Instrument]:
-        """Return the instruments a recording subscribed, from the frames the client sent."""
-        tokens: set[str] = set()
-        for frame in client_frames:
-            text = frame.decode(errors="replace").upper()
-            for sep in '"{}[],:@ ':
-                text = text.replace(sep, "\n")
-            tokens.update(text.split())
-        return [i for i in instruments if i.venue_symbol.upper() in tokens]
-
-    def instrument_for_url(self, url: str) -> Instrument | None:
-        """Return the instrument a REST snapshot URL asks for (None: not one of ours)."""
-        values = {v for _, v in parse_qsl(urlsplit(url).query)}
-        for inst in self.instruments.values():
-            if inst.venue_symbol in values:
-                return inst
-        return None
+    def parse_snapshot(self, body: bytes, instrument: Instrument, ts_init: int) -> BookSnapshot:
+        """Parse a REST depth snapshot body (see `snapshot_url`)."""
+        if self.spec.snapshot_parser is None:
+            raise DataError(f"{self.venue} REST depth cannot bridge the websocket book")
+        return self.spec.snapshot_parser(body, instrument, ts_init)
 
     # --- book state across connections -------------------------------------------------
 
@@ -254,7 +209,7 @@ class Feed(abc.ABC):
         now = self.clock.now_ns()
         for iid in self.books if instruments is None else instruments:
             self.books[iid].reset(reason, now, now)
-            if not self.snapshot_on_subscribe:
+            if not self.spec.snapshot_on_subscribe:
                 self._need_snapshot(iid, reason)
 
     def invalidate_books(self, reason: str,
@@ -266,10 +221,11 @@ class Feed(abc.ABC):
 
     def check_stale_books(self, now_ns: int,
                           instruments: Iterable[InstrumentId] | None = None) -> int:
-        """Invalidate synced books silent for `book_stale_after_s`; return how many."""
-        if self.book_stale_after_s <= 0:
+        """Invalidate synced books silent for the spec's `book_stale_after_s`; return how many."""
+        stale_after_s = self.spec.book_stale_after_s
+        if stale_after_s <= 0:
             return 0
-        max_age = int(self.book_stale_after_s * 1e9)
+        max_age = int(stale_after_s * 1e9)
         return sum(self.books[iid].check_stale(now_ns, max_age)
                    for iid in (self.books if instruments is None else instruments))
 

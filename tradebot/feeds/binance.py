@@ -9,6 +9,7 @@ Bridging rules (../shared/EXCHANGES.md §1):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -26,12 +27,13 @@ from tradebot.events import BookSnapshot, FundingRate, MarkPrice, Quote, Trade
 from tradebot.feeds.base import Feed, as_data_error
 from tradebot.feeds.book import Verdict
 from tradebot.feeds.parsing import Scratch, decode
+from tradebot.feeds.spec import VenueSpec
 
 # --- declarations ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class VenueSpec:
+class Market:
     """Endpoints and stream names of one Binance market."""
 
     ws_url: str
@@ -42,11 +44,11 @@ class VenueSpec:
 
 
 VENUES = {
-    "binance": VenueSpec("wss://stream.binance.com:9443/stream", "https://api.binance.com",
+    "binance": Market("wss://stream.binance.com:9443/stream", "https://api.binance.com",
                          "/api/v3/depth", "depth@100ms", futures=False),
-    "binance_usdm": VenueSpec("wss://fstream.binance.com/stream", "https://fapi.binance.com",
+    "binance_usdm": Market("wss://fstream.binance.com/stream", "https://fapi.binance.com",
                               "/fapi/v1/depth", "depth@100ms", futures=True),
-    "binance_coinm": VenueSpec("wss://dstream.binance.com/stream", "https://dapi.binance.com",
+    "binance_coinm": Market("wss://dstream.binance.com/stream", "https://dapi.binance.com",
                                "/dapi/v1/depth", "depth@100ms", futures=True),
 }
 CHANNELS = ("depth", "trade", "bookTicker", "markPrice")
@@ -101,11 +103,6 @@ class FuturesRule:
         if prev == last_applied:
             return "apply"
         return "drop" if last <= last_applied else "gap"
-
-
-def rule_for(venue: str) -> SpotRule | FuturesRule:
-    """Return the sequence rule of a Binance market."""
-    return FuturesRule() if VENUES[venue].futures else SpotRule()
 
 
 # --- pure parsing ------------------------------------------------------------------------
@@ -288,63 +285,46 @@ def snapshot_url(venue: str, rest_url: str, instrument: Instrument, limit: int) 
     return f"{base}{spec.depth_path}?symbol={instrument.venue_symbol}&limit={limit}"
 
 
+def _spec(venue: str) -> VenueSpec:
+    market = VENUES[venue]
+    # Streams per instrument: depth, trade, bookTicker (and the mark price on futures).
+    streams = len(CHANNELS) if market.futures else len(CHANNELS) - 1
+    return VenueSpec(
+        venue=venue, ws_url=market.ws_url, rest_url=market.rest_url,
+        channels=CHANNELS if market.futures else CHANNELS[:-1],
+        sequence_rule=FuturesRule if market.futures else SpotRule,
+        instrument_paths=(INSTRUMENTS_PATHS[venue],), instrument_parser=parse_instruments,
+        max_instruments_per_connection=MAX_STREAMS[venue] // streams,
+        snapshot_url=functools.partial(snapshot_url, venue), snapshot_parser=parse_snapshot,
+    )
+
+
+SPECS = {venue: _spec(venue) for venue in VENUES}
+
+
 # --- the feed ----------------------------------------------------------------------------
 
 
 class BinanceFeed(Feed):
     """A Binance market's combined stream: depth diffs into books, trades, best bid/ask."""
 
-    instruments_parser = parse_instruments
+    specs = SPECS
 
     def __init__(self, venue: str, instruments: Iterable[Instrument], bus: Bus,
                  clock: Clock) -> None:
-        if venue not in VENUES:
-            raise ValueError(f"unknown Binance venue {venue!r}")
-        super().__init__(venue, instruments, bus, clock, rule_for(venue))
+        super().__init__(venue, instruments, bus, clock)
         self._by_stream_symbol = {i.venue_symbol.lower(): i for i in self.instruments.values()}
         self._scratch = new_scratch()
         self._routes: dict[bytes, tuple[str, Instrument]] = {}
 
-    def url(self, config: FeedConfig) -> str:
-        """Return the combined-stream URL subscribing every instrument's channels."""
-        return self.connection_url(config, list(self.instruments.values()))
-
     def connection_url(self, config: FeedConfig, instruments: Sequence[Instrument]) -> str:
-        """Return the combined-stream URL of one connection's instruments."""
-        base = config.ws_url or VENUES[self.venue].ws_url
+        """Return the combined-stream URL of one connection's instruments (it subscribes)."""
+        base = config.ws_url or self.spec.ws_url
         return f"{base}?streams={'/'.join(stream_names(self.venue, list(instruments)))}"
 
-    def split_subscriptions(self) -> list[list[Instrument]]:
-        """Group instruments so no connection carries more streams than the venue allows."""
-        insts = list(self.instruments.values())
-        per_instrument = len(stream_names(self.venue, insts[:1])) or 1
-        step = max(1, MAX_STREAMS[self.venue] // per_instrument)
-        return [insts[i:i + step] for i in range(0, len(insts), step)] or [[]]
-
-    def snapshot_url(self, config: FeedConfig, instrument: Instrument) -> str:
-        """Return the REST depth snapshot URL."""
-        return snapshot_url(self.venue, config.rest_url, instrument, config.snapshot_limit)
-
-    def parse_snapshot(self, body: bytes, instrument: Instrument, ts_init: int) -> BookSnapshot:
-        """Parse a REST depth body."""
-        return parse_snapshot(body, instrument, ts_init)
-
-    @classmethod
-    def instruments_url(cls, venue: str, config: FeedConfig) -> str:
-        """Return the market's exchangeInfo URL."""
-        return (config.rest_url or VENUES[venue].rest_url) + INSTRUMENTS_PATHS[venue]
-
-    @classmethod
-    def is_instruments_url(cls, venue: str, url: str) -> bool:
-        """Return True for the market's exchangeInfo URL."""
-        return venue in INSTRUMENTS_PATHS and INSTRUMENTS_PATHS[venue] in url
-
-    @classmethod
-    def recorded_instruments(cls, client_frames: Sequence[bytes],
-                             instruments: Iterable[Instrument]) -> list[Instrument]:
-        """Return the instruments whose streams the recording's URL or SUBSCRIBE named."""
-        symbols = subscribed_symbols(client_frames)
-        return [i for i in instruments if i.venue_symbol.upper() in symbols]
+    def connection_messages(self, instruments: Sequence[Instrument]) -> list[str]:
+        """Return nothing: the combined-stream URL subscribes."""
+        return []
 
     def instrument_of(self, stream: str) -> Instrument:
         """Return the instrument a stream name refers to; DataError when not subscribed."""

@@ -11,6 +11,7 @@ Keep-alive: `{"op":"ping"}` every 20 s; the server drops a silent connection aft
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -20,7 +21,6 @@ import orjson
 
 from tradebot.bus import Bus
 from tradebot.clock import Clock
-from tradebot.config import FeedConfig
 from tradebot.core.jsonscan import MISSING, key_code, scan_object
 from tradebot.core.levels import first_invalid_level
 from tradebot.domain import Instrument, InstrumentId, MarketKind, Side
@@ -29,12 +29,13 @@ from tradebot.events import BookSnapshot, FundingRate, MarkPrice, Quote, Trade
 from tradebot.feeds.base import Feed
 from tradebot.feeds.book import Verdict
 from tradebot.feeds.parsing import Scratch, decode, finite
+from tradebot.feeds.spec import VenueSpec
 
 # --- declarations ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class VenueSpec:
+class Category:
     """Endpoints of one Bybit product category."""
 
     category: str
@@ -45,11 +46,11 @@ class VenueSpec:
 
 REST_URL = "https://api.bybit.com"
 VENUES = {
-    "bybit": VenueSpec("spot", "wss://stream.bybit.com/v5/public/spot", MarketKind.SPOT,
+    "bybit": Category("spot", "wss://stream.bybit.com/v5/public/spot", MarketKind.SPOT,
                        tickers=False),
-    "bybit_linear": VenueSpec("linear", "wss://stream.bybit.com/v5/public/linear",
+    "bybit_linear": Category("linear", "wss://stream.bybit.com/v5/public/linear",
                               MarketKind.LINEAR_PERP, tickers=True),
-    "bybit_inverse": VenueSpec("inverse", "wss://stream.bybit.com/v5/public/inverse",
+    "bybit_inverse": Category("inverse", "wss://stream.bybit.com/v5/public/inverse",
                                MarketKind.INVERSE_PERP, tickers=True),
 }
 # orderbook depths per the v5 docs (500 is what the 2024 linear dump used).
@@ -341,17 +342,39 @@ def split_by_args(venue: str, instruments: list[Instrument],
     return groups
 
 
-def instruments_url(venue: str, rest_url: str) -> str:
-    """Return the v5 instruments-info URL of a venue's category."""
-    return (f"{rest_url or REST_URL}/v5/market/instruments-info"
-            f"?category={VENUES[venue].category}&limit=1000")
-
-
-def snapshot_url(venue: str, rest_url: str, instrument: Instrument) -> str:
-    """Return the REST orderbook URL (limit 1000: the depth whose `u` it shares)."""
+def snapshot_url(venue: str, rest_url: str, instrument: Instrument, limit: int = 0) -> str:
+    """Return the REST orderbook URL (limit 1000, whatever is asked: the depth whose `u` it
+    shares)."""
     base = rest_url or REST_URL
     return (f"{base}/v5/market/orderbook?category={VENUES[venue].category}"
             f"&symbol={instrument.venue_symbol}&limit=1000")
+
+
+def subscribed_symbols(client_frames: Sequence[bytes]) -> set[str]:
+    """Return the symbols of the topics (`orderbook.50.BTCUSDT`) that client frames subscribe."""
+    symbols: set[str] = set()
+    for frame in client_frames:
+        try:
+            args = orjson.loads(frame).get("args") or []
+        except (orjson.JSONDecodeError, AttributeError):
+            continue
+        symbols.update(str(a).rpartition(".")[2] for a in args)
+    return symbols
+
+
+SPECS = {
+    venue: VenueSpec(
+        venue=venue, ws_url=category.ws_url, rest_url=REST_URL,
+        channels=CHANNELS if category.tickers else CHANNELS[:2], sequence_rule=BybitRule,
+        instrument_paths=(f"/v5/market/instruments-info?category={category.category}"
+                          "&limit=1000",),
+        instrument_parser=parse_instruments, keepalive=(PING, PING_INTERVAL_S),
+        # Subscribing sends each book's snapshot; a resync is an unsubscribe/subscribe.
+        snapshot_on_subscribe=True,
+        snapshot_url=functools.partial(snapshot_url, venue), snapshot_parser=parse_snapshot,
+    )
+    for venue, category in VENUES.items()
+}
 
 
 # --- the feed ----------------------------------------------------------------------------
@@ -360,20 +383,14 @@ def snapshot_url(venue: str, rest_url: str, instrument: Instrument) -> str:
 class BybitFeed(Feed):
     """One Bybit category's public stream: books, trades and (perpetuals) mark and funding."""
 
-    instruments_parser = parse_instruments
-
-    # Subscribing sends each book's snapshot; a resync is an unsubscribe/subscribe.
-    snapshot_on_subscribe = True
+    specs = SPECS
 
     def __init__(self, venue: str, instruments: Iterable[Instrument], bus: Bus, clock: Clock,
                  depth: int = DEFAULT_DEPTH) -> None:
-        if venue not in VENUES:
-            raise ValueError(f"unknown Bybit venue {venue!r}")
         if depth not in DEPTHS:
             raise ValueError(f"Bybit orderbook depth {depth} is not one of {DEPTHS}")
-        super().__init__(venue, instruments, bus, clock, BybitRule())
+        super().__init__(venue, instruments, bus, clock)
         self.depth = depth
-        self._spec = VENUES[venue]
         self._by_symbol = {i.venue_symbol: i for i in self.instruments.values()}
         for book in self.books.values():
             book.buffering = False  # deltas before the next snapshot are superseded by it
@@ -381,14 +398,6 @@ class BybitFeed(Feed):
         self._scratch = Scratch.new(4)
         self._routes: dict[bytes, tuple[str, Instrument]] = {}
         self._tickers = {iid: TickerState() for iid in self.instruments}
-
-    def url(self, config: FeedConfig) -> str:
-        """Return the category's public endpoint."""
-        return config.ws_url or self._spec.ws_url
-
-    def subscribe_messages(self) -> list[str]:
-        """Return the subscribe requests for every topic."""
-        return self.connection_messages(list(self.instruments.values()))
 
     def split_subscriptions(self) -> list[list[Instrument]]:
         """Group instruments so each connection's args stay under MAX_ARGS_CHARS."""
@@ -402,41 +411,6 @@ class BybitFeed(Feed):
         """Return the requests that make Bybit send a fresh book snapshot."""
         topic = [f"orderbook.{self.depth}.{instrument.venue_symbol}"]
         return subscribe_requests(topic, "unsubscribe") + subscribe_requests(topic)
-
-    def keepalive(self) -> tuple[str | bytes, float] | None:
-        """Return the application-level ping and its interval."""
-        return PING, PING_INTERVAL_S
-
-    @classmethod
-    def instruments_url(cls, venue: str, config: FeedConfig) -> str:
-        """Return the v5 instruments-info URL of the venue's category."""
-        return instruments_url(venue, config.rest_url)
-
-    @classmethod
-    def is_instruments_url(cls, venue: str, url: str) -> bool:
-        """Return True for the v5 instruments-info (or the retired v2 symbols) URL."""
-        return "/v5/market/instruments-info" in url or url.endswith("/v2/public/symbols")
-
-    @classmethod
-    def recorded_instruments(cls, client_frames: Sequence[bytes],
-                             instruments: Iterable[Instrument]) -> list[Instrument]:
-        """Return the instruments whose topics (`orderbook.50.BTCUSDT`) a recording subscribed."""
-        symbols: set[str] = set()
-        for frame in client_frames:
-            try:
-                args = orjson.loads(frame).get("args") or []
-            except (orjson.JSONDecodeError, AttributeError):
-                continue
-            symbols.update(str(a).rpartition(".")[2] for a in args)
-        return [i for i in instruments if i.venue_symbol in symbols]
-
-    def snapshot_url(self, config: FeedConfig, instrument: Instrument) -> str:
-        """Return the REST orderbook URL."""
-        return snapshot_url(self.venue, config.rest_url, instrument)
-
-    def parse_snapshot(self, body: bytes, instrument: Instrument, ts_init: int) -> BookSnapshot:
-        """Parse a REST orderbook body."""
-        return parse_snapshot(body, instrument, ts_init)
 
     def _route(self, topic: bytes) -> tuple[str, Instrument]:
         route = self._routes.get(topic)

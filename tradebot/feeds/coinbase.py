@@ -28,7 +28,6 @@ import orjson
 
 from tradebot.bus import Bus
 from tradebot.clock import Clock
-from tradebot.config import FeedConfig
 from tradebot.core.jsonscan import key_code, scan_object
 from tradebot.core.levels import first_invalid_level
 from tradebot.domain import Instrument, InstrumentId, MarketKind, Side
@@ -37,27 +36,34 @@ from tradebot.events import BookSnapshot, Quote, Trade
 from tradebot.feeds.base import Feed
 from tradebot.feeds.book import Verdict
 from tradebot.feeds.parsing import decode, finite
+from tradebot.feeds.spec import VenueSpec
 
 # --- declarations ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class VenueSpec:
-    """Endpoints and channel names of one Coinbase feed."""
+class Api:
+    """Endpoints and channel names of one Coinbase API (Advanced Trade or Exchange)."""
 
     ws_url: str
-    products_url: str
+    rest_url: str
+    products_path: str
     advanced: bool
     channels: tuple[str, ...]
 
+    @property
+    def products_url(self) -> str:
+        """Return the public product list URL."""
+        return self.rest_url + self.products_path
+
 
 VENUES = {
-    "coinbase": VenueSpec(
-        "wss://advanced-trade-ws.coinbase.com",
-        "https://api.coinbase.com/api/v3/brokerage/market/products?product_type=SPOT",
+    "coinbase": Api(
+        "wss://advanced-trade-ws.coinbase.com", "https://api.coinbase.com",
+        "/api/v3/brokerage/market/products?product_type=SPOT",
         advanced=True, channels=("level2", "market_trades", "ticker")),
-    "coinbase_exchange": VenueSpec(
-        "wss://ws-feed.exchange.coinbase.com", "https://api.exchange.coinbase.com/products",
+    "coinbase_exchange": Api(
+        "wss://ws-feed.exchange.coinbase.com", "https://api.exchange.coinbase.com", "/products",
         advanced=False, channels=("level2_batch", "matches", "ticker", "heartbeat")),
 }
 # Book sizes are sent with 8 decimals whatever the product's order increment.
@@ -242,22 +248,31 @@ def subscribe_messages(venue: str, product_ids: list[str], op: str = "subscribe"
     return out
 
 
+SPECS = {
+    venue: VenueSpec(
+        venue=venue, ws_url=api.ws_url, rest_url=api.rest_url, channels=api.channels,
+        sequence_rule=CoinbaseRule, instrument_paths=(api.products_path,),
+        instrument_parser=parse_instruments,
+        # The product lists are public on Coinbase's own hosts (no REST snapshots to redirect).
+        instruments_follow_rest_url=False,
+        snapshot_on_subscribe=True,
+    )
+    for venue, api in VENUES.items()
+}
+
+
 # --- the feed ----------------------------------------------------------------------------
 
 
 class CoinbaseFeed(Feed):
     """Coinbase level2 books (resynced by resubscribing), trades and best bid/ask."""
 
-    instruments_parser = parse_instruments
-
-    snapshot_on_subscribe = True
+    specs = SPECS
 
     def __init__(self, venue: str, instruments: Iterable[Instrument], bus: Bus,
                  clock: Clock) -> None:
-        if venue not in VENUES:
-            raise ValueError(f"unknown Coinbase venue {venue!r}")
-        super().__init__(venue, instruments, bus, clock, CoinbaseRule())
-        self._spec = VENUES[venue]
+        super().__init__(venue, instruments, bus, clock)
+        self._api = VENUES[venue]
         self._by_product = {i.venue_symbol: i for i in self.instruments.values()}
         for book in self.books.values():
             book.buffering = False  # the resent snapshot supersedes what arrives before it
@@ -266,30 +281,16 @@ class CoinbaseFeed(Feed):
         self._exchange_seq = 0  # Exchange messages counted on this connection
         self.sequence_gaps = 0
 
-    def url(self, config: FeedConfig) -> str:
-        """Return the public websocket endpoint."""
-        return config.ws_url or self._spec.ws_url
-
-    def subscribe_messages(self) -> list[str]:
-        """Return the subscribe requests for every product."""
-        return subscribe_messages(self.venue, list(self._by_product))
+    def connection_messages(self, instruments: Sequence[Instrument]) -> list[str]:
+        """Return the subscribe requests for the products of `instruments`."""
+        return subscribe_messages(self.venue, [i.venue_symbol for i in instruments])
 
     def resync_messages(self, instrument: Instrument, reason: str) -> list[str] | None:
         """Return an unsubscribe/subscribe of the book channel (Coinbase resends the book)."""
-        book = self._spec.channels[:1]
+        book = self._api.channels[:1]
         ids = [instrument.venue_symbol]
         return (subscribe_messages(self.venue, ids, "unsubscribe", book)
                 + subscribe_messages(self.venue, ids, "subscribe", book))
-
-    @classmethod
-    def instruments_url(cls, venue: str, config: FeedConfig) -> str:
-        """Return the public product list URL."""
-        return VENUES[venue].products_url
-
-    @classmethod
-    def is_instruments_url(cls, venue: str, url: str) -> bool:
-        """Return True for a product list URL (Advanced Trade or Exchange/Pro)."""
-        return url.split("?")[0].endswith("/products")
 
     def reset_books(self, reason: str, instruments: Iterable[InstrumentId] | None = None) -> None:
         """Forget book state and the connection's sequence (a new connection)."""

@@ -32,6 +32,7 @@ from tradebot.errors import DataError
 from tradebot.events import BookSnapshot, Quote, Trade
 from tradebot.feeds.base import Feed, as_data_error
 from tradebot.feeds.book import OrderBook, Verdict
+from tradebot.feeds.spec import VenueSpec
 
 # --- declarations ------------------------------------------------------------------------
 
@@ -40,6 +41,7 @@ WS_URL_V2 = "wss://ws.kraken.com/v2"
 REST_URL = "https://api.kraken.com"
 INSTRUMENTS_PATH = "/0/public/AssetPairs"
 DEPTH_V2 = 100  # subscribed book depth on v2 (10, 25, 100, 500 or 1000)
+CHANNELS = ("book", "trade", "ticker")
 CHECKSUM_DEPTH = 10
 PING_V2 = '{"method":"ping"}'
 PING_V1 = '{"event":"ping"}'
@@ -212,21 +214,43 @@ def v1_pair(instrument: Instrument) -> str:
     return f"{back.get(base, base)}/{back.get(quote, quote)}"
 
 
+def subscribed_symbols(client_frames: Sequence[bytes]) -> set[str]:
+    """Return the v2 symbols of the pairs that v1 or v2 client frames subscribe."""
+    names = set()
+    for frame in client_frames:
+        try:
+            msg = orjson.loads(frame)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(msg, dict):
+            params = msg.get("params") or {}
+            for name in (msg.get("pair") or []) + (params.get("symbol") or []):
+                names.add(v2_symbol(str(name)))
+    return names
+
+
+SPECS = {
+    venue: VenueSpec(
+        venue=venue, ws_url=WS_URL_V2, rest_url=REST_URL, channels=CHANNELS,
+        sequence_rule=NoSequence, instrument_paths=(INSTRUMENTS_PATH,),
+        instrument_parser=parse_instruments, keepalive=(PING_V2, PING_INTERVAL_S),
+        snapshot_on_subscribe=True,
+    )
+    for venue in VENUES
+}
+
+
 # --- the feed ----------------------------------------------------------------------------
 
 
 class KrakenFeed(Feed):
     """Kraken spot: books verified by checksum, trades, best bid/ask; v2 live, v1 replay."""
 
-    instruments_parser = parse_instruments
-    rest_base_url = REST_URL
-    instruments_path = INSTRUMENTS_PATH
-
-    snapshot_on_subscribe = True
+    specs = SPECS
 
     def __init__(self, venue: str, instruments: Iterable[Instrument], bus: Bus,
                  clock: Clock) -> None:
-        super().__init__(venue, instruments, bus, clock, NoSequence())
+        super().__init__(venue, instruments, bus, clock)
         self._by_symbol = {i.venue_symbol: i for i in self.instruments.values()}
         self._v1_names: dict[bytes, Instrument] = {}
         self._checkers: dict[InstrumentId, TopTenChecksum] = {}
@@ -247,23 +271,19 @@ class KrakenFeed(Feed):
 
     # --- connection ------------------------------------------------------------------
 
-    def url(self, config: FeedConfig) -> str:
+    def connection_url(self, config: FeedConfig, instruments: Sequence[Instrument]) -> str:
         """Return the websocket URL (v2 unless the configured URL is not a /v2 one)."""
-        url = config.ws_url or WS_URL_V2
+        url = super().connection_url(config, instruments)
         self.v1 = not url.rstrip("/").endswith("/v2")
         return url
-
-    def subscribe_messages(self) -> list[str]:
-        """Return the book, trade and ticker subscriptions."""
-        return self.connection_messages(list(self.instruments.values()))
 
     def connection_messages(self, instruments: Sequence[Instrument]) -> list[str]:
         """Return the book, trade and ticker subscriptions of `instruments`."""
         if self.v1:
             pairs = [v1_pair(i) for i in instruments]
-            return [subscribe_v1(name, pairs) for name in ("book", "trade", "ticker")]
+            return [subscribe_v1(name, pairs) for name in CHANNELS]
         symbols = [i.venue_symbol for i in instruments]
-        return [subscribe_v2(channel, symbols) for channel in ("book", "trade", "ticker")]
+        return [subscribe_v2(channel, symbols) for channel in CHANNELS]
 
     def keepalive(self) -> tuple[str, float]:
         """Ping well inside Kraken's silence deadline."""
@@ -276,22 +296,6 @@ class KrakenFeed(Feed):
             return [subscribe_v1("book", pair, "unsubscribe"), subscribe_v1("book", pair)]
         sym = [instrument.venue_symbol]
         return [subscribe_v2("book", sym, "unsubscribe"), subscribe_v2("book", sym)]
-
-    @classmethod
-    def recorded_instruments(cls, client_frames: Sequence[bytes],
-                             instruments: Iterable[Instrument]) -> list[Instrument]:
-        """Return the instruments whose v1 or v2 names the client subscribed."""
-        names = set()
-        for frame in client_frames:
-            try:
-                msg = orjson.loads(frame)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(msg, dict):
-                params = msg.get("params") or {}
-                for name in (msg.get("pair") or []) + (params.get("symbol") or []):
-                    names.add(v2_symbol(str(name)))
-        return [i for i in instruments if i.venue_symbol in names]
 
     # --- frames ------------------------------------------------------------------------
 

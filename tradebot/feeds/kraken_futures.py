@@ -19,13 +19,13 @@ import orjson
 
 from tradebot.bus import Bus
 from tradebot.clock import Clock
-from tradebot.config import FeedConfig
 from tradebot.domain import Instrument, InstrumentId, MarketKind, Side
 from tradebot.errors import DataError
 from tradebot.events import BookSnapshot, FundingRate, MarkPrice, Quote, Trade
 from tradebot.feeds.base import Feed, as_data_error
 from tradebot.feeds.book import Verdict
 from tradebot.feeds.parsing import decode, finite
+from tradebot.feeds.spec import VenueSpec
 
 # --- declarations ------------------------------------------------------------------------
 
@@ -225,34 +225,32 @@ def subscribe(feed: str, product_ids: list[str], event: str = "subscribe") -> st
     return orjson.dumps(msg).decode()
 
 
+SPECS = {
+    venue: VenueSpec(
+        venue=venue, ws_url=WS_URL, rest_url=REST_URL, channels=FEEDS, sequence_rule=SeqRule,
+        instrument_paths=(INSTRUMENTS_PATH,), instrument_parser=parse_instruments,
+        snapshot_on_subscribe=True,
+    )
+    for venue in VENUES
+}
+
+
 # --- the feed ----------------------------------------------------------------------------
 
 
 class KrakenFuturesFeed(Feed):
     """Kraken Futures: books bridged by `seq`, trades; resync by resubscribing."""
 
-    instruments_parser = parse_instruments
-    rest_base_url = REST_URL
-    instruments_path = INSTRUMENTS_PATH
-
-    snapshot_on_subscribe = True
+    specs = SPECS
 
     def __init__(self, venue: str, instruments: Iterable[Instrument], bus: Bus,
                  clock: Clock) -> None:
-        super().__init__(venue, instruments, bus, clock, SeqRule())
+        super().__init__(venue, instruments, bus, clock)
         self._by_product = {i.venue_symbol: i for i in self.instruments.values()}
         self._level = np.empty((1, 3), np.int64)
         for book in self.books.values():
             # A resubscribed snapshot supersedes whatever arrived while the book was invalid.
             book.buffering = False
-
-    def url(self, config: FeedConfig) -> str:
-        """Return the websocket URL."""
-        return config.ws_url or WS_URL
-
-    def subscribe_messages(self) -> list[str]:
-        """Return the book, trade, ticker and heartbeat subscriptions."""
-        return self.connection_messages(list(self.instruments.values()))
 
     def connection_messages(self, instruments: Sequence[Instrument]) -> list[str]:
         """Return the subscriptions of `instruments`, and the heartbeat feed."""

@@ -34,6 +34,7 @@ from tradebot.events import BookSnapshot, Quote, Trade
 from tradebot.feeds.base import Feed
 from tradebot.feeds.book import Verdict
 from tradebot.feeds.parsing import Scratch, decode, finite
+from tradebot.feeds.spec import VenueSpec
 
 # --- declarations ------------------------------------------------------------------------
 
@@ -263,9 +264,23 @@ def topics(instruments: Iterable[Instrument]) -> list[str]:
             for channel in CHANNELS for i in range(0, len(symbols), MAX_SYMBOLS_PER_TOPIC)]
 
 
-def snapshot_url(rest_url: str, instrument: Instrument) -> str:
-    """Return the REST level2 snapshot URL."""
+def snapshot_url(rest_url: str, instrument: Instrument, limit: int = 0) -> str:
+    """Return the REST level2 snapshot URL (always the public 100-level book)."""
     return f"{rest_url or REST_URL}{SNAPSHOT_PATH}?symbol={instrument.venue_symbol}"
+
+
+SPECS = {
+    venue: VenueSpec(
+        # No fixed websocket endpoint: each connection goes where its bullet token says.
+        venue=venue, ws_url="", rest_url=REST_URL, channels=tuple(CHANNELS),
+        sequence_rule=KucoinRule, instrument_paths=(INSTRUMENTS_PATH,),
+        instrument_parser=parse_instruments,
+        max_instruments_per_connection=MAX_SYMBOLS_PER_CONNECTION,
+        keepalive=(PING, DEFAULT_PING_INTERVAL_S),  # until a bullet says otherwise
+        snapshot_url=snapshot_url, snapshot_parser=parse_snapshot,
+    )
+    for venue in VENUES
+}
 
 
 # --- the feed ----------------------------------------------------------------------------
@@ -274,15 +289,11 @@ def snapshot_url(rest_url: str, instrument: Instrument) -> str:
 class KucoinFeed(Feed):
     """KuCoin spot: level2 books bridged to REST snapshots, matches, best bid/ask."""
 
-    instruments_parser = parse_instruments
-    rest_base_url = REST_URL
-    instruments_path = INSTRUMENTS_PATH
+    specs = SPECS
 
     def __init__(self, venue: str, instruments: Iterable[Instrument], bus: Bus,
                  clock: Clock) -> None:
-        if venue not in VENUES:
-            raise ValueError(f"unknown KuCoin venue {venue!r}")
-        super().__init__(venue, instruments, bus, clock, KucoinRule())
+        super().__init__(venue, instruments, bus, clock)
         self._by_symbol = {i.venue_symbol: i for i in self.instruments.values()}
         self._scratch = Scratch.new(3)
         self._routes: dict[bytes, tuple[str, Instrument | None]] = {}
@@ -296,29 +307,15 @@ class KucoinFeed(Feed):
 
     def bullet_url(self, config: FeedConfig) -> str:
         """Return the URL to POST for a connection token."""
-        return f"{config.rest_url or REST_URL}{BULLET_PATH}"
+        return f"{config.rest_url or self.spec.rest_url}{BULLET_PATH}"
 
-    def url(self, config: FeedConfig) -> str:
-        """Return the websocket URL of the current bullet (fetch one first)."""
+    def connection_url(self, config: FeedConfig, instruments: Sequence[Instrument]) -> str:
+        """Return the websocket URL of the current bullet (each connection its own id)."""
         if config.ws_url:
             return config.ws_url
         if self.bullet is None:
             raise DataError("KuCoin needs a bullet-public token before connecting")
         return connect_url(self.bullet, str(next(self._ids)))
-
-    def subscribe_messages(self) -> list[str]:
-        """Return one subscribe request per topic."""
-        return self.connection_messages(list(self.instruments.values()))
-
-    def split_subscriptions(self) -> list[list[Instrument]]:
-        """Group instruments MAX_SYMBOLS_PER_CONNECTION to a connection."""
-        insts = list(self.instruments.values())
-        step = MAX_SYMBOLS_PER_CONNECTION
-        return [insts[i:i + step] for i in range(0, len(insts), step)] or [[]]
-
-    def connection_url(self, config: FeedConfig, instruments: Sequence[Instrument]) -> str:
-        """Return the websocket URL of the current bullet (each connection its own id)."""
-        return self.url(config)
 
     def connection_messages(self, instruments: Sequence[Instrument]) -> list[str]:
         """Return one subscribe request per topic of `instruments`."""
@@ -330,11 +327,6 @@ class KucoinFeed(Feed):
         """Return the application-level ping and the bullet's `pingInterval`."""
         return PING, self.ping_interval_s
 
-    @classmethod
-    def is_instruments_url(cls, venue: str, url: str) -> bool:
-        """Return True for the symbol list URL (v1 or v2)."""
-        return url.split("?")[0].endswith(("/api/v1/symbols", "/api/v2/symbols"))
-
     async def prepare_connection(self, session: aiohttp.ClientSession,
                                  config: FeedConfig) -> None:
         """Fetch a fresh bullet-public token (each connection needs one; tokens expire)."""
@@ -344,14 +336,6 @@ class KucoinFeed(Feed):
                                 timeout=aiohttp.ClientTimeout(total=10)) as resp:
             resp.raise_for_status()
             self.bullet = parse_bullet(await resp.read())
-
-    def snapshot_url(self, config: FeedConfig, instrument: Instrument) -> str:
-        """Return the REST level2 snapshot URL."""
-        return snapshot_url(config.rest_url, instrument)
-
-    def parse_snapshot(self, body: bytes, instrument: Instrument, ts_init: int) -> BookSnapshot:
-        """Parse a REST level2 body."""
-        return parse_snapshot(body, instrument, ts_init)
 
     def instrument_of(self, symbol: str) -> Instrument:
         """Return the subscribed instrument of a KuCoin symbol; DataError when not subscribed."""

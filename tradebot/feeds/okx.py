@@ -27,7 +27,6 @@ import orjson
 
 from tradebot.bus import Bus
 from tradebot.clock import Clock
-from tradebot.config import FeedConfig
 from tradebot.core import checksum as kcheck
 from tradebot.core.jsonscan import MISSING, key_code, scan_object
 from tradebot.domain import Instrument, InstrumentId, MarketKind, Side
@@ -35,6 +34,7 @@ from tradebot.errors import DataError
 from tradebot.events import BookSnapshot, FundingRate, MarkPrice, Quote, Trade
 from tradebot.feeds.base import Feed, as_data_error
 from tradebot.feeds.book import OrderBook, Verdict
+from tradebot.feeds.spec import VenueSpec
 
 # --- declarations ------------------------------------------------------------------------
 
@@ -241,21 +241,37 @@ def subscribe(instruments: Sequence[Instrument], op: str = "subscribe",
     return orjson.dumps({"op": op, "args": args}).decode()
 
 
+def snapshot_url(rest_url: str, instrument: Instrument, limit: int) -> str:
+    """Return the REST book URL, at most MAX_REST_DEPTH levels deep."""
+    depth = min(limit, MAX_REST_DEPTH)
+    return f"{rest_url or REST_URL}{BOOKS_PATH}?instId={instrument.venue_symbol}&sz={depth}"
+
+
+SPECS = {
+    venue: VenueSpec(
+        venue=venue, ws_url=WS_URL, rest_url=REST_URL, channels=CHANNELS + SWAP_CHANNELS,
+        sequence_rule=SeqIdRule,
+        instrument_paths=tuple(f"{INSTRUMENTS_PATH}?instType={t}" for t in INSTRUMENT_TYPES),
+        instrument_parser=parse_instruments,
+        max_instruments_per_connection=INSTRUMENTS_PER_CONNECTION,
+        keepalive=(PING, PING_INTERVAL_S), book_stale_after_s=BOOK_STALE_AFTER_S,
+        snapshot_on_subscribe=True, snapshot_url=snapshot_url, snapshot_parser=parse_snapshot,
+    )
+    for venue in VENUES
+}
+
+
 # --- the feed ----------------------------------------------------------------------------
 
 
 class OkxFeed(Feed):
     """OKX v5 public channels: books by seqId and checksum, trades, quotes, funding, mark."""
 
-    instruments_parser = parse_instruments
-    instruments_path = INSTRUMENTS_PATH
-
-    book_stale_after_s = BOOK_STALE_AFTER_S
-    snapshot_on_subscribe = True
+    specs = SPECS
 
     def __init__(self, venue: str, instruments: Iterable[Instrument], bus: Bus,
                  clock: Clock) -> None:
-        super().__init__(venue, instruments, bus, clock, SeqIdRule())
+        super().__init__(venue, instruments, bus, clock)
         self._by_inst_id = {i.venue_symbol.encode(): i for i in self.instruments.values()}
         self._header = np.empty(len(_BOOK_KEYS), np.int64)
         self._levels = np.empty((20_000, 3), np.int64)
@@ -270,27 +286,9 @@ class OkxFeed(Feed):
 
     # --- connection ------------------------------------------------------------------
 
-    def url(self, config: FeedConfig) -> str:
-        """Return the public websocket URL."""
-        return config.ws_url or WS_URL
-
-    def subscribe_messages(self) -> list[str]:
-        """Return the subscriptions of every instrument."""
-        return self.connection_messages(list(self.instruments.values()))
-
-    def split_subscriptions(self) -> list[list[Instrument]]:
-        """Keep each connection under OKX's 30 depth channels."""
-        insts = list(self.instruments.values())
-        step = INSTRUMENTS_PER_CONNECTION
-        return [insts[i:i + step] for i in range(0, len(insts), step)] or [[]]
-
     def connection_messages(self, instruments: Sequence[Instrument]) -> list[str]:
         """Return one subscribe message for the connection's instruments."""
         return [subscribe(instruments)] if instruments else []
-
-    def keepalive(self) -> tuple[str, float]:
-        """Send the text `ping` before OKX's 30 s silence limit."""
-        return PING, PING_INTERVAL_S
 
     def resync_messages(self, instrument: Instrument, reason: str) -> list[str] | None:
         """Bridge from REST where the stream has seqIds; else resubscribe the book."""
@@ -306,27 +304,6 @@ class OkxFeed(Feed):
             self._awaiting_snapshot.add(iid)
             self._last_frame.pop(iid, None)
         super().reset_books(reason, ids)
-
-    def snapshot_url(self, config: FeedConfig, instrument: Instrument) -> str:
-        """Return the REST book URL."""
-        depth = min(config.snapshot_limit, MAX_REST_DEPTH)
-        return f"{config.rest_url or REST_URL}{BOOKS_PATH}?instId={instrument.venue_symbol}" \
-               f"&sz={depth}"
-
-    def parse_snapshot(self, body: bytes, instrument: Instrument, ts_init: int) -> BookSnapshot:
-        """Parse a REST book."""
-        return parse_snapshot(body, instrument, ts_init)
-
-    @classmethod
-    def instruments_url(cls, venue: str, config: FeedConfig) -> str:
-        """Return the SPOT instrument list URL (see `instruments_urls` for all types)."""
-        return cls.instruments_urls(venue, config)[0]
-
-    @classmethod
-    def instruments_urls(cls, venue: str, config: FeedConfig) -> list[str]:
-        """Return the instrument list URLs of spot, swaps and futures."""
-        base = (config.rest_url or REST_URL) + INSTRUMENTS_PATH
-        return [f"{base}?instType={t}" for t in INSTRUMENT_TYPES]
 
     # --- frames ------------------------------------------------------------------------
 

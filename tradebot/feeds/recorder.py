@@ -29,7 +29,9 @@ from tradebot.clock import Clock
 from tradebot.config import FeedConfig
 from tradebot.domain import Instrument, InstrumentId
 from tradebot.errors import ConfigError, DataError
-from tradebot.feeds.registry import build_feed, feed_class
+from tradebot.feeds.instruments import fetch_listed
+from tradebot.feeds.recorded import is_instrument_list
+from tradebot.feeds.registry import build_feed
 from tradebot.feeds.runner import FeedRunner
 
 log = structlog.get_logger(__name__)
@@ -78,7 +80,7 @@ class RecordingWriter:
             context = payload != self.keepalive
         else:
             line = b"%d > %s %s\n" % (ts, url.encode(), _clean(payload))
-            context = feed_class(self.venue).is_instruments_url(self.venue, url)
+            context = is_instrument_list(self.venue, url)
         self._write(ts, line)
         if context:
             self.context[payload] = line
@@ -115,29 +117,18 @@ class RecordingWriter:
             self._fh = None
 
 
-async def fetch_instruments(session: aiohttp.ClientSession, config: FeedConfig,
-                            writer: RecordingWriter, clock: Clock) -> list[Instrument]:
-    """Fetch the venue's instrument lists through the tap; return the configured symbols'."""
-    cls = feed_class(config.venue)
-    found: dict[InstrumentId, Instrument] = {}
-    for url in cls.instruments_urls(config.venue, config):
-        async with session.get(url, timeout=aiohttp.ClientTimeout(total=15)) as resp:
-            resp.raise_for_status()
-            body = await resp.read()
-        writer.tap("rest", clock.now_ns(), url, body)
-        found.update((i.id, i) for i in cls.parse_instruments(config.venue, body)
-                     if i.id.symbol in config.symbols)
-    return list(found.values())
-
-
 async def record(config: FeedConfig, out_dir: Path, clock: Clock, stop: asyncio.Event,
                  configured: dict[InstrumentId, Instrument]) -> RecordingWriter:
     """Record `config.venue` until `stop` is set; return the writer (its files, lines)."""
     writer = RecordingWriter(out_dir, config.venue)
     async with aiohttp.ClientSession() as session:
         instruments: list[Instrument] = []
+
+        def tap_list(url: str, body: bytes) -> None:
+            writer.tap("rest", clock.now_ns(), url, body)
+
         try:
-            instruments = await fetch_instruments(session, config, writer, clock)
+            instruments = list((await fetch_listed(session, config, tap_list)).values())
         except (aiohttp.ClientError, TimeoutError, OSError, DataError) as exc:
             RECORDER_ERRORS.labels(config.venue).inc()
             log.warning("instruments_fetch_failed", venue=config.venue, error=repr(exc))

@@ -34,7 +34,8 @@ from tradebot.clock import SimClock, monotonic
 from tradebot.domain import Instrument
 from tradebot.errors import DataError
 from tradebot.feeds.base import Feed
-from tradebot.feeds.registry import feed_class
+from tradebot.feeds.recorded import is_instrument_list, recorded_instruments, snapshot_instrument
+from tradebot.feeds.registry import venue_spec
 
 _SNAPSHOT_PREFIX = b'{"lastUpdateId"'
 _TRADEBOT_HEADER = b"#tradebot"
@@ -282,25 +283,24 @@ def _inspect_entries(path: Path, framing: str, venue: str | None) -> Recording:
         venue = CRYPTOFEED_VENUES.get(m.group("name"))
     if venue is None:
         raise DataError(f"{path}: cannot tell the venue; pass --venue")
-    cls = feed_class(venue)
+    spec = venue_spec(venue)
     known: dict[str, Instrument] = {}
-    for body in _instrument_lists(path, framing, cls, venue, rest):
-        for inst in cls.parse_instruments(venue, body):
+    for body in _instrument_lists(path, framing, venue, rest):
+        for inst in spec.parse_instruments(body):
             known.setdefault(inst.venue_symbol, inst)
-    instruments = cls.recorded_instruments(sent, known.values())
+    instruments = recorded_instruments(venue, sent, known.values())
     return Recording(path=path, venue=venue, framing=framing, instruments=instruments,
                      depth_symbols=[i.venue_symbol for i in instruments], subscribed=sent)
 
 
-def _instrument_lists(path: Path, framing: str, cls: type[Feed], venue: str,
-                      rest: list[Entry]) -> list[bytes]:
+def _instrument_lists(path: Path, framing: str, venue: str, rest: list[Entry]) -> list[bytes]:
     # In the recording itself (tradebot), or in the cryptofeed `NAME.0` beside it.
     entries = list(rest)
     if framing == "cryptofeed" and (m := _CF_NAME.match(path.name)) is not None:
         listing = path.with_name(f"{m.group('name')}.0")
         if listing.exists():
             entries += read_rest_lines(listing)
-    return [e.payload for e in entries if cls.is_instruments_url(venue, e.url)]
+    return [e.payload for e in entries if is_instrument_list(venue, e.url)]
 
 
 def _header_venue(header: bytes) -> str | None:
@@ -397,9 +397,9 @@ class ReplayDriver:
                     await asyncio.sleep(0)
 
     def _rest(self, feed: Feed, entry: Entry) -> None:
-        if feed.is_instruments_url(feed.venue, entry.url):
+        if is_instrument_list(feed.venue, entry.url):
             return
-        inst = feed.instrument_for_url(entry.url)
+        inst = snapshot_instrument(entry.url, feed.instruments.values())
         if inst is None:
             return  # a snapshot of an instrument this replay does not follow
         try:

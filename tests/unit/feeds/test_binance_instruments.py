@@ -19,6 +19,7 @@ from tradebot.config import FeedConfig
 from tradebot.domain import Instrument, InstrumentId, MarketKind
 from tradebot.errors import DataError
 from tradebot.feeds import binance
+from tradebot.feeds.recorded import is_instrument_list
 from tradebot.feeds.replay import read_entries, read_rest_lines
 
 FILES = {"binance": "BINANCE", "binance_usdm": "BINANCE_FUTURES",
@@ -73,15 +74,15 @@ def test_coinm_contracts_carry_their_contract_size() -> None:
 
 
 @pytest.mark.parametrize("venue", sorted(FILES))
-def test_instrument_hooks_name_the_recorded_exchange_info_url(venue: str) -> None:
+def test_spec_names_the_recorded_exchange_info_url(venue: str) -> None:
     url, _ = exchange_info(venue)
-    cls = binance.BinanceFeed
-    assert cls.instruments_url(venue, FeedConfig(venue=venue)) == url
-    assert cls.instruments_urls(venue, FeedConfig(venue=venue)) == [url]
-    assert cls.is_instruments_url(venue, url)
-    assert not cls.is_instruments_url(venue, url.replace("exchangeInfo", "depth"))
+    spec = binance.SPECS[venue]
+    assert spec.instrument_urls(FeedConfig(venue=venue)) == [url]
+    assert is_instrument_list(venue, url)
+    assert not is_instrument_list(venue, url.replace("exchangeInfo", "depth"))
     local = FeedConfig(venue=venue, rest_url="http://127.0.0.1:8081")
-    assert cls.instruments_url(venue, local).startswith("http://127.0.0.1:8081/")
+    (local_url,) = spec.instrument_urls(local)
+    assert local_url.startswith("http://127.0.0.1:8081/")
 
 
 def test_error_bodies_raise_data_error() -> None:

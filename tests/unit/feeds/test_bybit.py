@@ -12,6 +12,7 @@ from tests.conftest import data_file, metric
 from tests.unit.feeds.test_kucoin import ReferenceBook, book_matches, rest_body
 from tradebot.bus import Bus
 from tradebot.clock import SimClock
+from tradebot.config import FeedConfig
 from tradebot.domain import InstrumentId, MarketKind, Side
 from tradebot.events import BookInvalidated, BookUpdated, FundingRate, MarkPrice, Quote, Trade
 from tradebot.feeds import bybit
@@ -281,7 +282,7 @@ def _recording(path: Path, frames: list[bytes]) -> Path:
     # The dump in tradebot's recorder framing: header, the subscribe sent, the instrument list
     # (doc-shaped, above) as a REST response, then each frame at its `ts` (ms) in ns.
     t0 = orjson.loads(frames[0])["ts"] * 1_000_000
-    url = bybit.instruments_url("bybit_linear", "")
+    (url,) = bybit.SPECS["bybit_linear"].instrument_urls(FeedConfig(venue="bybit_linear"))
     lines = [b"%d #tradebot venue=bybit_linear" % t0,
              b"%d < " % t0 + bybit.subscribe_requests(["orderbook.500.XRPUSDT"])[0].encode(),
              b"%d > %s " % (t0, url.encode()) + INSTRUMENTS_INFO]

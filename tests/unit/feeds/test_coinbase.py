@@ -132,7 +132,9 @@ def test_a_new_connection_starts_a_new_sequence() -> None:
 
 
 def test_subscribe_messages_cover_book_trades_ticker_and_heartbeats() -> None:
-    channels = [orjson.loads(m)["channel"] for m in advanced_feed().subscribe_messages()]
+    feed = advanced_feed()
+    channels = [orjson.loads(m)["channel"]
+                for m in feed.connection_messages(list(feed.instruments.values()))]
     assert channels == ["level2", "market_trades", "ticker", "heartbeats"]
     exchange = coinbase.subscribe_messages("coinbase_exchange", ["BTC-USD"])
     assert orjson.loads(exchange[0])["channels"] == ["level2_batch", "matches", "ticker",

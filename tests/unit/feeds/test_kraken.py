@@ -74,7 +74,7 @@ def test_v1_trade_payload() -> None:
 def v2_feed() -> tuple[kraken.KrakenFeed, Bus]:
     bus = Bus()
     feed = kraken.KrakenFeed("kraken", [btc_usd()], bus, SimClock())
-    feed.url(FeedConfig(venue="kraken"))
+    feed.connection_url(FeedConfig(venue="kraken"), [btc_usd()])
     return feed, bus
 
 
@@ -140,11 +140,13 @@ def test_v2_trade_ticker_and_control_frames() -> None:
 def test_keepalive_subscriptions_and_v1_mode() -> None:
     feed, _ = v2_feed()
     assert feed.keepalive() == ('{"method":"ping"}', 15.0)
-    assert [json.loads(m)["params"]["channel"] for m in feed.subscribe_messages()] == [
-        "book", "trade", "ticker"]
-    assert feed.url(FeedConfig(venue="kraken", ws_url="ws://127.0.0.1:1/")) == \
-        "ws://127.0.0.1:1/"
-    assert feed.v1 and json.loads(feed.subscribe_messages()[0])["pair"] == ["XBT/USD"]
+    subscribed = list(feed.instruments.values())
+    assert [json.loads(m)["params"]["channel"] for m in feed.connection_messages(subscribed)] \
+        == ["book", "trade", "ticker"]
+    config = FeedConfig(venue="kraken", ws_url="ws://127.0.0.1:1/")
+    assert feed.connection_url(config, subscribed) == "ws://127.0.0.1:1/"
+    assert feed.v1 and json.loads(feed.connection_messages(subscribed)[0])["pair"] == \
+        ["XBT/USD"]
     assert feed.keepalive()[0] == '{"event":"ping"}'
     with pytest.raises(DataError):
         feed.snapshot_url(FeedConfig(venue="kraken"), btc_usd())

@@ -246,13 +246,14 @@ def test_a_price_off_the_tick_grid_is_rejected_not_rounded() -> None:
 def test_subscriptions_heartbeat_and_control_frames() -> None:
     inst = instruments()["PI_XBTUSD"]
     feed = kf.KrakenFuturesFeed("kraken_futures", [inst], Bus(), SimClock())
-    assert feed.url(FeedConfig(venue="kraken_futures")) == "wss://futures.kraken.com/ws/v1"
-    subs = [json.loads(m) for m in feed.subscribe_messages()]
+    assert feed.connection_url(FeedConfig(venue="kraken_futures"), [inst]) == \
+        "wss://futures.kraken.com/ws/v1"
+    subs = [json.loads(m) for m in feed.connection_messages([inst])]
     assert subs[0] == {"event": "subscribe", "feed": "book", "product_ids": ["PI_XBTUSD"]}
     assert [s["feed"] for s in subs] == ["book", "trade", "ticker", "heartbeat"]
     assert "product_ids" not in subs[-1]
-    assert feed.instruments_url("kraken_futures", FeedConfig(venue="kraken_futures")) == \
-        "https://futures.kraken.com/derivatives/api/v3/instruments"
+    assert feed.spec.instrument_urls(FeedConfig(venue="kraken_futures")) == \
+        ["https://futures.kraken.com/derivatives/api/v3/instruments"]
     for frame in (b'{"event":"info","version":1}', b'{"feed":"heartbeat","time":1534262350627}',
                   b'{"event":"subscribed","feed":"book","product_ids":["PI_XBTUSD"]}'):
         feed.on_frame(frame, 1)

@@ -300,7 +300,7 @@ def test_bullet_gives_the_url_and_the_ping_interval() -> None:
 def test_subscriptions_batch_symbols_into_topics() -> None:
     insts = instruments()
     feed = kucoin.KucoinFeed("kucoin", insts, Bus(), SimClock())
-    topics = [orjson.loads(m)["topic"] for m in feed.subscribe_messages()]
+    topics = [orjson.loads(m)["topic"] for m in feed.connection_messages(insts)]
     assert topics[0].startswith("/market/level2:") and len(topics) == 3
     assert set(topics[0].partition(":")[2].split(",")) == set(SUBSCRIBED)
     assert kucoin.topics([insts[0]] * 150)[1].count(",") == 49  # 100 + 50 per channel

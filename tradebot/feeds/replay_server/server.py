@@ -23,6 +23,7 @@ from tradebot.domain import Instrument
 from tradebot.errors import DataError
 from tradebot.feeds.base import Feed
 from tradebot.feeds.book import BookSync
+from tradebot.feeds.recorded import is_instrument_list, snapshot_instrument
 from tradebot.feeds.registry import build_feed
 from tradebot.feeds.replay import (
     Entry,
@@ -304,9 +305,9 @@ class ReplayServer:
         # A recorded REST snapshot: the mirror takes it as the recorded client did.
         feed = self.mirror
         if entry.url:
-            if feed.is_instruments_url(feed.venue, entry.url):
+            if is_instrument_list(feed.venue, entry.url):
                 return
-            inst = feed.instrument_for_url(entry.url)
+            inst = snapshot_instrument(entry.url, feed.instruments.values())
         else:  # hftbacktest: the snapshot of the file's single depth stream
             symbols = self.recording.depth_symbols
             inst = self.instrument(symbols[0]) if len(symbols) == 1 else None
