@@ -22,8 +22,8 @@ from tradebot.core.warmup import DAEMON_MODULES, warmup_daemon
 from tradebot.domain import Instrument, InstrumentId
 from tradebot.errors import ConfigError, DataError
 from tradebot.events import Fill, OrderDenied, SubmitOrder
-from tradebot.execution.base import Order
 from tradebot.execution.engine import ExecutionEngine
+from tradebot.execution.fees import FeeSchedule
 from tradebot.execution.liquidation import Liquidator
 from tradebot.execution.paper import PaperVenue
 from tradebot.execution.toxicity import FillToxicity
@@ -33,6 +33,7 @@ from tradebot.feeds.registry import build_feed, feed_class
 from tradebot.feeds.replay import Recording, ReplayDriver, first_timestamp
 from tradebot.feeds.runner import FeedRunner
 from tradebot.log import Throttle
+from tradebot.order import order_json
 from tradebot.portfolio.funding import FundingScheduler
 from tradebot.portfolio.portfolio import Portfolio
 from tradebot.risk.engine import RiskEngine
@@ -113,7 +114,8 @@ class App:
         self.portfolio = Portfolio(bus, clock, self.instruments, config.paper.account_currency,
                                    config.paper.starting_cash, config.state.equity_interval_s)
         self.risk = RiskEngine(bus, clock, self.portfolio, self.instruments, config.risk,
-                               config.paper)
+                               config.paper.account_currency,
+                               FeeSchedule(config.paper.fees).taker_rate)
         self.execution = ExecutionEngine(bus, clock)
         self.venue = PaperVenue(self.execution, clock, bus, self.books, self.instruments,
                                 config.paper, self.portfolio)
@@ -175,15 +177,8 @@ class App:
 
     def _restore_orders(self) -> None:
         """Put the orders open at the last stop back at the venue (queue from the next book)."""
-        for row in db.load_open_orders(self.engine):
-            order = Order(order_id=row.order_id, strategy=row.strategy,
-                          instrument=row.instrument, side=row.side, order_type=row.order_type,
-                          quantity=row.quantity, limit_price=row.limit_price,
-                          reduce_only=row.reduce_only, ts_submitted=row.ts_created,
-                          time_in_force=row.time_in_force, post_only=row.post_only,
-                          trigger=row.trigger, trigger_price=row.trigger_price)
-            self.execution.restore(order, row.status, row.filled, row.notional, row.fills,
-                                   row.ts_triggered)
+        for state in db.load_open_orders(self.engine):
+            self.execution.restore(state)
 
     def _start_features(self) -> None:
         if self.config.features.enabled:
@@ -364,16 +359,7 @@ class App:
                 log.warning("watchdog_withheld", reasons=reasons)
 
     def _orders_json(self) -> list[dict[str, Any]]:
-        return [
-            {"order_id": s.order.order_id, "instrument": str(s.order.instrument),
-             "side": s.order.side.name, "type": s.order.order_type.value,
-             "quantity": str(s.order.quantity),
-             "limit_price": _text(s.order.limit_price),
-             "trigger": s.order.trigger.value if s.order.trigger is not None else None,
-             "trigger_price": _text(s.order.trigger_price), "triggered": s.ts_triggered > 0,
-             "status": s.status.value, "filled": str(s.filled), "reason": s.reason}
-            for s in list(self.execution.orders.values())[-100:]
-        ]
+        return [order_json(s) for s in list(self.execution.orders.values())[-100:]]
 
     # --- replay ---------------------------------------------------------------------------
 
@@ -465,6 +451,3 @@ async def fetch_venue_instruments(config: Config) -> dict[InstrumentId, Instrume
     log.info("instruments_loaded", count=len(found))
     return found
 
-
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
