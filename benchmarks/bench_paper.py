@@ -83,6 +83,7 @@ def simulator_cost() -> dict[str, float]:
     from tradebot.events import BookUpdated, OrderIntent, OrderUpdated, SubmitOrder, Trade
     from tradebot.feeds.instruments import resolve
     from tradebot.feeds.replay import ReplayDriver, inspect, read_lines
+    from tradebot.order import OrderSpec
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = _config(tmp, "ema_cross")
@@ -115,16 +116,16 @@ def simulator_cost() -> dict[str, float]:
             qty = max(inst.lot_size, inst.round_size_down(Decimal(130) / price))
             now = clock.now_ns()
             n = next(ids)
-            intent = OrderIntent(intent_id=f"b{n}", strategy="bench", instrument=iid,
-                                 side=side, quantity=qty, order_type=OrderType.LIMIT,
-                                 limit_price=price, reduce_only=False, ts_event=now,
-                                 ts_init=now)
+            spec = OrderSpec(strategy="bench", instrument=iid, side=side, quantity=qty,
+                             order_type=OrderType.LIMIT, limit_price=price)
+            intent = OrderIntent(intent_id=f"b{n}", spec=spec, ts_event=now, ts_init=now)
             wanted[f"B{n}"] = (iid, side, ticks)
             bus.publish(SubmitOrder(order_id=f"B{n}", intent=intent, ts_event=now, ts_init=now))
 
         def refill(event: OrderUpdated) -> None:
-            if event.status.is_terminal and event.order_id in wanted:
-                place(*wanted.pop(event.order_id))
+            order_id = event.state.order.order_id
+            if event.state.status.is_terminal and order_id in wanted:
+                place(*wanted.pop(order_id))
 
         bus.subscribe(OrderUpdated, refill)
         placed = False

@@ -15,8 +15,8 @@ from tradebot.clock import Clock, LiveClock, SimClock, monotonic
 from tradebot.config import Config
 from tradebot.core.warmup import warmup_daemon
 from tradebot.domain import InstrumentId
-from tradebot.execution.base import Order
 from tradebot.execution.engine import ExecutionEngine
+from tradebot.execution.fees import FeeSchedule
 from tradebot.execution.liquidation import Liquidator
 from tradebot.execution.paper import PaperVenue
 from tradebot.execution.toxicity import FillToxicity
@@ -65,7 +65,8 @@ class App:
         self.portfolio = Portfolio(bus, clock, self.instruments, config.paper.account_currency,
                                    config.paper.starting_cash, config.state.equity_interval_s)
         self.risk = RiskEngine(bus, clock, self.portfolio, self.instruments, config.risk,
-                               config.paper)
+                               config.paper.account_currency,
+                               FeeSchedule(config.paper.fees).taker_rate)
         self.execution = ExecutionEngine(bus, clock)
         self.venue = PaperVenue(self.execution, clock, bus, self.books, self.instruments,
                                 config.paper, self.portfolio)
@@ -142,15 +143,8 @@ class App:
 
     def _restore_orders(self) -> None:
         """Put the orders open at the last stop back at the venue (queue from the next book)."""
-        for row in db.load_open_orders(self.engine):
-            order = Order(order_id=row.order_id, strategy=row.strategy,
-                          instrument=row.instrument, side=row.side, order_type=row.order_type,
-                          quantity=row.quantity, limit_price=row.limit_price,
-                          reduce_only=row.reduce_only, ts_submitted=row.ts_created,
-                          time_in_force=row.time_in_force, post_only=row.post_only,
-                          trigger=row.trigger, trigger_price=row.trigger_price)
-            self.execution.restore(order, row.status, row.filled, row.notional, row.fills,
-                                   row.ts_triggered)
+        for state in db.load_open_orders(self.engine):
+            self.execution.restore(state)
 
     def register_metrics(self) -> None:
         """Expose scrape-time collectors."""

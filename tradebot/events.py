@@ -12,16 +12,10 @@ from decimal import Decimal
 import numpy as np
 import numpy.typing as npt
 
-from tradebot.domain import (  # TimeInForce, TriggerType: re-exported for existing importers
-    InstrumentId,
-    Liquidity,
-    OrderStatus,
-    OrderType,
-    Side,
-    TimeInForce,
-    TradingState,
-    TriggerType,
-)
+from tradebot.domain import InstrumentId, Liquidity, Side, TradingState
+from tradebot.domain import TimeInForce as TimeInForce  # re-exported for existing importers
+from tradebot.domain import TriggerType as TriggerType
+from tradebot.order import OrderSpec, OrderState
 
 IntArray = npt.NDArray[np.int64]
 
@@ -167,24 +161,12 @@ class FeedStatus:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrderIntent:
-    """A strategy's wish to trade; risk and execution decide what happens to it."""
+    """A wish to trade (`spec`); risk and execution decide what happens to it."""
 
     intent_id: str
-    strategy: str
-    instrument: InstrumentId
-    side: Side
-    quantity: Decimal
-    order_type: OrderType
-    limit_price: Decimal | None
-    reduce_only: bool
+    spec: OrderSpec
     ts_event: int
     ts_init: int
-    time_in_force: TimeInForce = TimeInForce.GTC
-    post_only: bool = False
-    # With a trigger, the order waits at the venue until the last trade price reaches
-    # `trigger_price`, then acts as `order_type` (market: stop-market / take-profit).
-    trigger: TriggerType | None = None
-    trigger_price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -235,28 +217,11 @@ class AmendOrder:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrderUpdated:
-    """An order changed state in the execution engine's state machine."""
+    """An order changed state in the execution engine's state machine; `state` is the new one."""
 
-    order_id: str
-    strategy: str
-    instrument: InstrumentId
-    side: Side
-    order_type: OrderType
-    quantity: Decimal
-    limit_price: Decimal | None
-    status: OrderStatus
-    filled_quantity: Decimal
-    average_price: Decimal | None
-    reason: str
+    state: OrderState
     ts_event: int
     ts_init: int
-    reduce_only: bool = False
-    time_in_force: TimeInForce = TimeInForce.GTC
-    post_only: bool = False
-    trigger: TriggerType | None = None
-    trigger_price: Decimal | None = None
-    ts_created: int = 0
-    ts_triggered: int = 0  # when a conditional order's trigger traded; 0: not (yet)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -24,6 +24,7 @@ from tradebot.events import (
 )
 from tradebot.feeds.instruments import resolve
 from tradebot.feeds.replay import Recording, inspect
+from tradebot.order import OrderSpec
 from tradebot.server.api import orders_json
 from tradebot.strategies.base import Strategy
 
@@ -75,10 +76,11 @@ class OneBid(Strategy):
         if self.order_id is None and not self.pending:
             self.pending = True
             now = self.ctx.clock.now_ns()
-            self.ctx._bus.publish(OrderIntent(
-                intent_id=f"ob-{now}", strategy=self.name, instrument=PERP, side=Side.BUY,
-                quantity=Decimal("0.002"), order_type=OrderType.LIMIT, limit_price=bid,
-                reduce_only=False, post_only=True, ts_event=now, ts_init=now))
+            spec = OrderSpec(strategy=self.name, instrument=PERP, side=Side.BUY,
+                             quantity=Decimal("0.002"), order_type=OrderType.LIMIT,
+                             limit_price=bid, post_only=True)
+            self.ctx._bus.publish(OrderIntent(intent_id=f"ob-{now}", spec=spec, ts_event=now,
+                                              ts_init=now))
             return
         if self.order_id is None:
             return
@@ -91,13 +93,15 @@ class OneBid(Strategy):
                                               ts_event=now, ts_init=now))
 
     def on_order(self, event: OrderUpdated) -> None:
-        if event.status is OrderStatus.SUBMITTED:
-            self.order_id, self.pending = event.order_id, False
-            self.price = event.limit_price or Decimal(0)
-            self.remaining, self.crossed, self.traded = event.quantity, False, Decimal(0)
-        elif event.status is OrderStatus.ACCEPTED:
+        state = event.state
+        spec = state.order.spec
+        if state.status is OrderStatus.SUBMITTED:
+            self.order_id, self.pending = state.order.order_id, False
+            self.price = spec.limit_price or Decimal(0)
+            self.remaining, self.crossed, self.traded = spec.quantity, False, Decimal(0)
+        elif state.status is OrderStatus.ACCEPTED:
             self.ahead = self._shown(self.price)
-        elif event.status.is_terminal:
+        elif state.status.is_terminal:
             self.order_id = None
 
     def on_fill(self, event: Fill) -> None:
@@ -177,10 +181,10 @@ class DeepBid(Strategy):
         now = self.ctx.clock.now_ns()
         self.ctx.submit(PERP, Side.BUY, Decimal("0.002"))
         bid = Decimal(repr(event.best_bid)) - Decimal(300)  # never reached in this recording
-        self.ctx._bus.publish(OrderIntent(
-            intent_id=f"db-{now}", strategy=self.name, instrument=PERP, side=Side.BUY,
-            quantity=Decimal("0.002"), order_type=OrderType.LIMIT, limit_price=bid,
-            reduce_only=False, ts_event=now, ts_init=now))
+        spec = OrderSpec(strategy=self.name, instrument=PERP, side=Side.BUY,
+                         quantity=Decimal("0.002"), order_type=OrderType.LIMIT, limit_price=bid)
+        self.ctx._bus.publish(OrderIntent(intent_id=f"db-{now}", spec=spec, ts_event=now,
+                                          ts_init=now))
 
 
 PERP_INST = load_config(environ={}).instrument_map()[PERP]
@@ -253,7 +257,7 @@ def test_a_triggered_stop_limit_comes_back_resting_not_waiting_after_a_restart(
     assert sim.triggered and sim.ahead >= 0
     (served,) = orders_json(first.execution.orders.values())  # what /api/orders shows
     assert served["trigger"] == "stop" and served["triggered"] is True
-    assert served["type"] == "limit" and served["limit_price"] == str(state.order.limit_price)
+    assert served["type"] == "limit" and served["limit_price"] == str(state.order.spec.limit_price)
 
     second = _replay_with(cfg, rec, None)
     again = second.execution.orders[state.order.order_id]

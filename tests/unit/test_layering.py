@@ -13,6 +13,9 @@ PACKAGE = Path(__file__).resolve().parents[2] / "tradebot"
 # events is the one exception (it needs the domain's ids and enums), so it sits half a layer up.
 LAYERS = {
     "core": 0, "domain": 0, "clock": 0, "errors": 0,
+    # The order record (spec, order, state, ids) imports only the domain and is carried by
+    # events, so it sits between them.
+    "order": 0.25,
     "events": 0.5,
     "bus": 1, "config": 1, "log": 1, "lifecycle": 1,
     "feeds": 2, "strategies": 2, "risk": 2, "execution": 2, "portfolio": 2, "store": 2,

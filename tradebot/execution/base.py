@@ -8,27 +8,8 @@ from typing import Protocol
 
 import numpy as np
 
-from tradebot.domain import InstrumentId, Liquidity, OrderType, Side
-from tradebot.events import TimeInForce, TriggerType
-
-
-@dataclass(frozen=True, slots=True)
-class Order:
-    """An order as the execution client sees it."""
-
-    order_id: str
-    strategy: str
-    instrument: InstrumentId
-    side: Side
-    order_type: OrderType
-    quantity: Decimal
-    limit_price: Decimal | None
-    reduce_only: bool
-    ts_submitted: int
-    time_in_force: TimeInForce = TimeInForce.GTC
-    post_only: bool = False
-    trigger: TriggerType | None = None
-    trigger_price: Decimal | None = None
+from tradebot.domain import Liquidity
+from tradebot.order import Order as Order  # the port's order: re-exported for venue adapters
 
 
 @dataclass(frozen=True, slots=True)

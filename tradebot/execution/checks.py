@@ -6,12 +6,12 @@ from decimal import Decimal
 
 from tradebot.domain import Instrument, MarketKind, OrderType
 from tradebot.execution.account import VenueAccount
-from tradebot.execution.base import Order
+from tradebot.order import OrderSpec
 
 ZERO = Decimal(0)
 
 
-def static_reason(order: Order, inst: Instrument, touch: Decimal | None) -> str | None:
+def static_reason(order: OrderSpec, inst: Instrument, touch: Decimal | None) -> str | None:
     """Check tick size, lot size and min notional; return why the order breaks them."""
     qty = order.quantity
     if qty <= 0 or qty % inst.lot_size != 0:
@@ -33,7 +33,7 @@ def static_reason(order: Order, inst: Instrument, touch: Decimal | None) -> str 
     return None
 
 
-def reduce_only_reason(order: Order, position: Decimal) -> str | None:
+def reduce_only_reason(order: OrderSpec, position: Decimal) -> str | None:
     """Check that a reduce-only order only reduces the position it meets."""
     if not order.reduce_only:
         return None
@@ -43,7 +43,7 @@ def reduce_only_reason(order: Order, position: Decimal) -> str | None:
     return None
 
 
-def funds_reason(order: Order, inst: Instrument, account: VenueAccount, price: Decimal,
+def funds_reason(order: OrderSpec, inst: Instrument, account: VenueAccount, price: Decimal,
                  remaining: Decimal, reserved_cash: Decimal, reserved_qty: Decimal,
                  open_margin: Decimal, fee_rate: Decimal) -> str | None:
     """Check spot balance or perpetual margin for `remaining` at about `price`."""

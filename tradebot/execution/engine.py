@@ -8,7 +8,7 @@ CancelOrder / AmendOrder commands; the venue answers with a state change or `req
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from decimal import Decimal
 
 import structlog
@@ -19,7 +19,8 @@ from tradebot.clock import Clock
 from tradebot.domain import Liquidity, OrderStatus
 from tradebot.errors import InvariantError
 from tradebot.events import AmendOrder, CancelOrder, Fill, OrderUpdated, SubmitOrder
-from tradebot.execution.base import ExecutionClient, FillInfo, Order
+from tradebot.execution.base import ExecutionClient, FillInfo
+from tradebot.order import Order, OrderState
 
 log = structlog.get_logger(__name__)
 
@@ -37,24 +38,6 @@ _LEGAL = {
     OrderStatus.PARTIALLY_FILLED: {OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED,
                                    OrderStatus.CANCELED},
 }
-
-
-@dataclass(frozen=True, slots=True)
-class OrderState:
-    """The engine's record of one order."""
-
-    order: Order
-    status: OrderStatus
-    filled: Decimal
-    notional: Decimal
-    reason: str = ""
-    fills: int = 0
-    ts_triggered: int = 0
-
-    @property
-    def average_price(self) -> Decimal | None:
-        """Return the average fill price, None before the first fill."""
-        return self.notional / self.filled if self.filled else None
 
 
 class ExecutionEngine:
@@ -80,22 +63,20 @@ class ExecutionEngine:
     def stop(self) -> None:
         """Nothing to release: open orders stay with the client (see App shutdown)."""
 
-    def restore(self, order: Order, status: OrderStatus, filled: Decimal, notional: Decimal,
-                fills: int, ts_triggered: int = 0) -> None:
+    def restore(self, state: OrderState) -> None:
         """Take back an order open when the process stopped and hand it to the client."""
+        order = state.order
         if order.order_id in self.orders:
             raise InvariantError(f"duplicate order id {order.order_id}")
-        state = OrderState(order=order, status=status, filled=filled, notional=notional,
-                           fills=fills, ts_triggered=ts_triggered)
         self.orders[order.order_id] = state
-        if status is OrderStatus.SUBMITTED:
+        if state.status is OrderStatus.SUBMITTED:
             # It may or may not have reached the venue before the stop: it did not.
             self._move(order.order_id, OrderStatus.REJECTED, "not_acknowledged_before_restart",
                        self._clock.now_ns())
             return
         if self._client is None:
             raise InvariantError("order restored before an execution client was attached")
-        self._client.restore(order, filled, triggered=ts_triggered > 0)
+        self._client.restore(order, state.filled, triggered=state.ts_triggered > 0)
 
     def open_orders(self) -> list[OrderState]:
         """Return the orders not yet in a terminal state."""
@@ -103,14 +84,7 @@ class ExecutionEngine:
 
     def on_submit(self, command: SubmitOrder) -> None:
         """Record the order and hand it to the client."""
-        intent = command.intent
-        order = Order(order_id=command.order_id, strategy=intent.strategy,
-                      instrument=intent.instrument, side=intent.side,
-                      order_type=intent.order_type, quantity=intent.quantity,
-                      limit_price=intent.limit_price, reduce_only=intent.reduce_only,
-                      ts_submitted=command.ts_event, time_in_force=intent.time_in_force,
-                      post_only=intent.post_only, trigger=intent.trigger,
-                      trigger_price=intent.trigger_price)
+        order = Order(command.order_id, command.intent.spec, command.ts_event)
         if order.order_id in self.orders:
             raise InvariantError(f"duplicate order id {order.order_id}")
         state = OrderState(order=order, status=OrderStatus.SUBMITTED, filled=Decimal(0),
@@ -135,7 +109,7 @@ class ExecutionEngine:
 
     def _owned(self, order_id: str, strategy: str, request: str) -> OrderState | None:
         state = self.orders.get(order_id)
-        if state is None or state.order.strategy != strategy or state.status.is_terminal:
+        if state is None or state.order.spec.strategy != strategy or state.status.is_terminal:
             REQUESTS_REFUSED.labels(request).inc()
             log.warning("order_request_refused", order_id=order_id, request=request,
                         strategy=strategy,
@@ -164,7 +138,8 @@ class ExecutionEngine:
             raise InvariantError(f"order {order_id}: trigger on {state}")
         new = replace(state, reason="triggered", ts_triggered=ts_event)
         self.orders[order_id] = new
-        log.info("order_triggered", order_id=order_id, trigger_price=str(state.order.trigger_price))
+        log.info("order_triggered", order_id=order_id,
+                 trigger_price=str(state.order.spec.trigger_price))
         self._publish(new, ts_event)
 
     def amended(self, order_id: str, quantity: Decimal, limit_price: Decimal | None,
@@ -173,8 +148,7 @@ class ExecutionEngine:
         state = self._get(order_id)
         if state.status.is_terminal or quantity <= state.filled:
             raise InvariantError(f"order {order_id}: amend to {quantity} on {state}")
-        order = replace(state.order, quantity=quantity, limit_price=limit_price)
-        new = replace(state, order=order, reason="amended")
+        new = replace(state, order=state.order.amended(quantity, limit_price), reason="amended")
         self.orders[order_id] = new
         log.info("order_amended", order_id=order_id, qty=str(quantity), price=str(limit_price))
         self._publish(new, ts_event)
@@ -191,20 +165,20 @@ class ExecutionEngine:
                ts_event: int, info: FillInfo | None = None) -> None:
         """Record a fill, publish it, then the order's new state."""
         state = self._get(order_id)
-        order = state.order
+        spec = state.order.spec
         filled = state.filled + quantity
-        if quantity <= 0 or filled > order.quantity:
+        if quantity <= 0 or filled > spec.quantity:
             raise InvariantError(
-                f"order {order_id}: fill of {quantity} on {state.filled}/{order.quantity} "
+                f"order {order_id}: fill of {quantity} on {state.filled}/{spec.quantity} "
                 f"is an overfill or empty"
             )
-        status = OrderStatus.FILLED if filled == order.quantity else OrderStatus.PARTIALLY_FILLED
+        status = OrderStatus.FILLED if filled == spec.quantity else OrderStatus.PARTIALLY_FILLED
         self._check(state, status)
         now = self._clock.now_ns()
         count = state.fills + 1
         why = info or _UNEXPLAINED
         fill = Fill(fill_id=f"{order_id}-F{count}", order_id=order_id,
-                    strategy=order.strategy, instrument=order.instrument, side=order.side,
+                    strategy=spec.strategy, instrument=spec.instrument, side=spec.side,
                     quantity=quantity, price=price, fee=fee, fee_currency=fee_currency,
                     liquidity=liquidity, levels=levels, slippage_bps=slippage_bps,
                     ts_event=ts_event, ts_init=now, model=why.model,
@@ -215,8 +189,8 @@ class ExecutionEngine:
         new = replace(state, status=status, filled=filled,
                       notional=state.notional + quantity * price, fills=count)
         self.orders[order_id] = new
-        log.info("order_filled", order_id=order_id, instrument=str(order.instrument),
-                 side=order.side.name, qty=str(quantity), price=str(price), fee=str(fee),
+        log.info("order_filled", order_id=order_id, instrument=str(spec.instrument),
+                 side=spec.side.name, qty=str(quantity), price=str(price), fee=str(fee),
                  liquidity=liquidity.value, levels=len(levels))
         self._bus.publish(fill)
         self._publish(new, ts_event)
@@ -243,15 +217,6 @@ class ExecutionEngine:
         self._publish(new, ts_event)
 
     def _publish(self, state: OrderState, ts_event: int) -> None:
-        order = state.order
         self._status_metrics[state.status].inc()
-        self._bus.publish(OrderUpdated(
-            order_id=order.order_id, strategy=order.strategy, instrument=order.instrument,
-            side=order.side, order_type=order.order_type, quantity=order.quantity,
-            limit_price=order.limit_price, status=state.status, filled_quantity=state.filled,
-            average_price=state.average_price, reason=state.reason, ts_event=ts_event,
-            ts_init=self._clock.now_ns(), reduce_only=order.reduce_only,
-            time_in_force=order.time_in_force, post_only=order.post_only, trigger=order.trigger,
-            trigger_price=order.trigger_price, ts_created=order.ts_submitted,
-            ts_triggered=state.ts_triggered,
-        ))
+        self._bus.publish(OrderUpdated(state=state, ts_event=ts_event,
+                                       ts_init=self._clock.now_ns()))

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from tradebot.config import FeeConfig
-from tradebot.domain import Liquidity
+from tradebot.domain import InstrumentId, Liquidity
 
 
 class FeeSchedule:
@@ -26,6 +26,12 @@ class FeeSchedule:
             if best < tier.min_volume <= traded_notional:
                 best, maker, taker = tier.min_volume, tier.maker, tier.taker
         return maker if liquidity is Liquidity.MAKER else taker
+
+    def taker_rate(self, instrument: InstrumentId) -> Decimal:
+        """Return the base taker rate of the instrument's venue (what a pre-trade check
+        assumes, before any volume tier); 0 for a venue with no schedule."""
+        cfg = self._fees.get(instrument.venue)
+        return cfg.taker if cfg is not None else Decimal(0)
 
     def max_rate(self, venue: str) -> Decimal:
         """Return the highest rate any fill could pay (for balance reservations)."""

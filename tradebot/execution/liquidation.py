@@ -2,14 +2,13 @@
 
 Cross margin over all perpetual positions: when equity falls below the maintenance margin
 (|position| x mark x contract size x `paper.maintenance_margin`), every open perpetual order is
-cancelled and every perpetual position is closed at market by the venue itself (no latency,
-reduce-only, strategy `liquidation`). Checked on book updates of instruments with a position,
-at most every `CHECK_INTERVAL_NS` of clock time.
+cancelled and every perpetual position is closed at market by the venue itself (an internal,
+reduce-only order of strategy `liquidation`: no latency, no balance checks). Checked on book
+updates of instruments with a position, at most every `CHECK_INTERVAL_NS` of clock time.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping
 from decimal import Decimal
 
@@ -20,11 +19,14 @@ from tradebot.bus import Bus
 from tradebot.clock import Clock
 from tradebot.domain import Instrument, InstrumentId, MarketKind, OrderType, Side
 from tradebot.events import BookUpdated, OrderIntent, SubmitOrder
-from tradebot.execution.paper import LIQUIDATION, PaperVenue
+from tradebot.execution.paper import PaperVenue
+from tradebot.order import IdGenerator, OrderSpec
 
 log = structlog.get_logger(__name__)
 
 LIQUIDATIONS = Counter("tradebot_paper_liquidations_total", "Account liquidations")
+
+LIQUIDATION = "liquidation"  # the strategy name its orders and fills carry
 
 # Margin moves slowly against 10x leverage; checking every book event costs more than it buys.
 CHECK_INTERVAL_NS = 100_000_000
@@ -40,7 +42,8 @@ class Liquidator:
         self._venue = venue
         self._perps = {iid: i for iid, i in instruments.items() if i.kind is not MarketKind.SPOT}
         self._next_check = 0
-        self._ids = itertools.count(1)
+        # One counter for the intent and the order ids: LIQUIDATION-t-1, then LIQ-t-2.
+        self._ids = IdGenerator("LIQ")
         self.liquidations = 0
 
     def start(self) -> None:
@@ -52,7 +55,7 @@ class Liquidator:
 
     def continue_ids(self, stored_orders: int) -> None:
         """Number liquidation orders after the `stored_orders` the store holds (as risk does)."""
-        self._ids = itertools.count(stored_orders + 1)
+        self._ids.continue_after(stored_orders)
 
     def on_book(self, event: BookUpdated) -> None:
         """Check the margin now and then while a perpetual position is open."""
@@ -81,17 +84,17 @@ class Liquidator:
         log.warning("account_liquidated", equity=str(equity), maintenance=str(maintenance))
         venue = self._venue
         for o in list(venue.orders.values()):
-            if o.arrived and o.inst.id in self._perps and o.order.strategy != LIQUIDATION:
+            if o.arrived and o.inst.id in self._perps and not o.order.spec.internal:
                 venue.close(o, "liquidation", now, 0)
         for iid in sorted(self._perps):
             qty = venue.account.position(iid)
             if not qty:
                 continue
-            intent = OrderIntent(
-                intent_id=f"{LIQUIDATION}-{now:x}-{next(self._ids)}", strategy=LIQUIDATION,
-                instrument=iid, side=Side.SELL if qty > 0 else Side.BUY, quantity=abs(qty),
-                order_type=OrderType.MARKET, limit_price=None, reduce_only=True, ts_event=now,
-                ts_init=now,
-            )
-            self._bus.publish(SubmitOrder(order_id=f"LIQ-{now:x}-{next(self._ids)}",
-                                          intent=intent, ts_event=now, ts_init=now))
+            spec = OrderSpec(strategy=LIQUIDATION, instrument=iid,
+                             side=Side.SELL if qty > 0 else Side.BUY, quantity=abs(qty),
+                             order_type=OrderType.MARKET, reduce_only=True, internal=True)
+            intent = OrderIntent(intent_id=self._ids.next(now, prefix=LIQUIDATION), spec=spec,
+                                 ts_event=now, ts_init=now)
+            # Straight to execution, past risk: the venue closes the account's positions itself.
+            self._bus.publish(SubmitOrder(order_id=self._ids.next(now), intent=intent,
+                                          ts_event=now, ts_init=now))

@@ -255,7 +255,7 @@ class Matcher:
             if source is None or not source.valid:
                 self._sink.close(o, "book_invalid_at_trigger", ts, 0)
                 continue
-            if o.order.post_only and self.marketable(o, source.book):
+            if o.order.spec.post_only and self.marketable(o, source.book):
                 self._sink.close(o, "post_only_would_cross", ts, 0)
                 continue
             self.execute(o, source.book, ts, 0)

@@ -7,9 +7,8 @@ from decimal import Decimal
 
 import numpy as np
 
-from tradebot.domain import Instrument, OrderType
-from tradebot.events import TimeInForce, TriggerType
-from tradebot.execution.base import Order
+from tradebot.domain import Instrument, OrderType, TimeInForce, TriggerType
+from tradebot.order import Order
 
 
 @dataclass(slots=True, eq=False)
@@ -37,7 +36,7 @@ class SimOrder:
     @property
     def side(self) -> int:
         """Return 1 for a buy, -1 for a sell."""
-        return int(self.order.side)
+        return int(self.order.spec.side)
 
     @property
     def row(self) -> int:
@@ -52,12 +51,12 @@ class SimOrder:
     @property
     def is_market(self) -> bool:
         """Return True for an order that takes at any price (market, stop-market, TP)."""
-        return self.order.order_type is OrderType.MARKET
+        return self.order.spec.order_type is OrderType.MARKET
 
     @property
     def tif(self) -> TimeInForce:
         """Return the time in force."""
-        return self.order.time_in_force
+        return self.order.spec.time_in_force
 
     def fires(self, last_price: int) -> bool:
         """Return True when a trade at `last_price` triggers this conditional order."""
@@ -65,7 +64,7 @@ class SimOrder:
             return False
         up = last_price >= self.trigger
         down = last_price <= self.trigger
-        stop = self.order.trigger is TriggerType.STOP
+        stop = self.order.spec.trigger is TriggerType.STOP
         if self.side == 1:
             return up if stop else down
         return down if stop else up

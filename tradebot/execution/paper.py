@@ -10,7 +10,6 @@ way: the order may fill while a cancel is in flight. Matching rules are in match
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from decimal import Decimal
@@ -43,7 +42,6 @@ PAPER_REQUEST_FAILS = Counter("tradebot_paper_request_failures_total",
                               "Cancels and amends the simulated venue refused",
                               ["venue", "request"])
 
-LIQUIDATION = "liquidation"
 ZERO = Decimal(0)
 
 
@@ -69,7 +67,6 @@ class PaperVenue:
         self.orders: dict[str, SimOrder] = {}
         self._scale = {iid: (10 ** i.price_decimals, 10 ** i.size_decimals)
                        for iid, i in instruments.items()}
-        self._liq_ids = itertools.count(1)
         self._bus = bus
 
     def start(self) -> None:
@@ -93,12 +90,13 @@ class PaperVenue:
     def submit(self, order: Order) -> None:
         """Send an order: it reaches the venue after the venue's entry latency."""
         now = self._clock.now_ns()
-        inst = self._instruments.get(order.instrument)
-        if inst is None or order.instrument not in self._books:
+        spec = order.spec
+        inst = self._instruments.get(spec.instrument)
+        if inst is None or spec.instrument not in self._books:
             self._reject_now(order, "unknown_instrument", now)
             return
         lat = self.latency(inst.id.venue)
-        internal = order.strategy == LIQUIDATION
+        internal = spec.internal
         entry = 0 if internal else lat.entry_ns()
         response = 0 if internal else lat.response_ns()
         o = SimOrder(order=order, inst=inst, qty=0, limit=0, trigger=0, entry_latency_ns=entry,
@@ -127,16 +125,17 @@ class PaperVenue:
         that outcome is lost, so it is cancelled with a reason rather than executed again
         against a later book.
         """
-        inst = self._instruments[order.instrument]
-        o = SimOrder(order=order, inst=inst, qty=inst.size_to_units(order.quantity),
-                     limit=self._price_units(inst, order.limit_price),
-                     trigger=self._price_units(inst, order.trigger_price),
+        spec = order.spec
+        inst = self._instruments[spec.instrument]
+        o = SimOrder(order=order, inst=inst, qty=inst.size_to_units(spec.quantity),
+                     limit=self._price_units(inst, spec.limit_price),
+                     trigger=self._price_units(inst, spec.trigger_price),
                      entry_latency_ns=0, response_latency_ns=0,
                      filled=inst.size_to_units(filled), arrived=True, triggered=triggered)
         self.orders[order.order_id] = o
         log.info("paper_order_restored", order_id=order.order_id, instrument=str(inst.id),
-                 remaining=str(order.quantity - filled), triggered=triggered)
-        if order.trigger is not None and not triggered:
+                 remaining=str(spec.quantity - filled), triggered=triggered)
+        if spec.trigger is not None and not triggered:
             self.matcher.wait(o)
         elif o.is_market:
             self.close(o, "execution_lost_at_restart", self._clock.now_ns(), 0)
@@ -162,13 +161,13 @@ class PaperVenue:
             self._reject(o, reason, now)
             return
         self._post(o, now, lambda: self._reports.accepted(order.order_id, now))
-        if order.trigger is not None:
+        if order.spec.trigger is not None:
             self.matcher.wait(o)
             return
         self.matcher.execute(o, book, now, o.response_latency_ns)
 
     def _check(self, o: SimOrder) -> str | None:
-        order, inst = o.order, o.inst
+        order, inst = o.order.spec, o.inst  # what the venue checks is the spec
         src = self._books[inst.id].book
         touch_units = int(src.top[2] if order.side > 0 else src.top[0])
         touch = inst.price_from_units(touch_units) if touch_units > 0 else None
@@ -184,7 +183,7 @@ class PaperVenue:
                 return f"would_trigger_immediately: last price {inst.price_from_units(last)}"
         elif order.post_only and self.matcher.marketable(o, src):
             return "post_only_would_cross: the limit price would take liquidity"
-        if order.strategy == LIQUIDATION:
+        if order.internal:
             return None
         reason = reduce_only_reason(order, self.account.position(inst.id))
         if reason is not None:
@@ -195,7 +194,7 @@ class PaperVenue:
         return self._funds(o, price)
 
     def _estimate_price(self, o: SimOrder, touch: Decimal | None) -> Decimal | None:
-        order = o.order
+        order = o.order.spec
         if order.order_type is OrderType.LIMIT and order.limit_price is not None:
             return order.limit_price
         if order.trigger_price is not None:
@@ -203,7 +202,7 @@ class PaperVenue:
         return touch
 
     def _funds(self, o: SimOrder, price: Decimal) -> str | None:
-        inst, order = o.inst, o.order
+        inst, order = o.inst, o.order.spec
         reserved_cash = reserved_qty = open_margin = ZERO
         rate = self.fees.max_rate(inst.id.venue)
         for other in self.orders.values():
@@ -218,7 +217,7 @@ class PaperVenue:
                     reserved_cash += oi.notional(left, px) * (1 + rate)
                 elif oi.id == inst.id:
                     reserved_qty += left
-            elif not other.order.reduce_only:
+            elif not other.order.spec.reduce_only:
                 open_margin += self.account.initial_margin(oi.id, left * oi.contract_size, px)
         remaining = inst.size_from_units(o.qty - o.filled)
         return funds_reason(order, inst, self.account, price, remaining, reserved_cash,
@@ -257,28 +256,28 @@ class PaperVenue:
     def _amend_at_venue(self, o: SimOrder, quantity: Decimal | None,
                         limit_price: Decimal | None, now: int) -> str | None:
         inst, order = o.inst, o.order
-        if order.order_type is not OrderType.LIMIT or (order.trigger is not None
-                                                        and not o.triggered):
+        if order.spec.order_type is not OrderType.LIMIT or (order.spec.trigger is not None
+                                                             and not o.triggered):
             return "amend_unsupported: only resting limit orders can be amended"
-        new = replace(order, quantity=quantity if quantity is not None else order.quantity,
-                      limit_price=limit_price if limit_price is not None else order.limit_price)
-        reason = static_reason(new, inst, None)
+        new = order.amended(quantity, limit_price)
+        spec = new.spec
+        reason = static_reason(spec, inst, None)
         if reason is not None:
             return reason
-        qty = inst.size_to_units(new.quantity)
+        qty = inst.size_to_units(spec.quantity)
         if qty <= o.filled:
-            return f"amend_below_filled: {new.quantity} is not above the filled quantity"
-        limit = self._price_units(inst, new.limit_price)
+            return f"amend_below_filled: {spec.quantity} is not above the filled quantity"
+        limit = self._price_units(inst, spec.limit_price)
         source = self._books[inst.id]
         if not source.valid:
             return "book_invalid"
         book = source.book
         probe = replace(o, limit=limit)
-        if order.post_only and self.matcher.marketable(probe, book):
+        if spec.post_only and self.matcher.marketable(probe, book):
             return "post_only_would_cross: the new price would take liquidity"
         response = self.latency(inst.id.venue).response_ns()
-        self._post(o, now, lambda: self._reports.amended(order.order_id, new.quantity,
-                                                         new.limit_price, now), response)
+        self._post(o, now, lambda: self._reports.amended(order.order_id, spec.quantity,
+                                                         spec.limit_price, now), response)
         keeps_priority = limit == o.limit and qty <= o.qty
         o.order, o.qty = new, qty
         if keeps_priority:
@@ -368,7 +367,7 @@ class PaperVenue:
     # --- helpers --------------------------------------------------------------------------
 
     def _reducible(self, o: SimOrder) -> int:
-        if not o.order.reduce_only:
+        if not o.order.spec.reduce_only:
             return o.remaining
         position = self.account.position(o.inst.id)
         if position == 0 or (position > 0) == (o.side > 0):
@@ -394,7 +393,7 @@ class PaperVenue:
         self._post(o, now, lambda: self._reports.rejected(order_id, reason, now))
 
     def _reject_now(self, order: Order, reason: str, now: int) -> None:
-        PAPER_REJECTS.labels(order.instrument.venue, reason).inc()
+        PAPER_REJECTS.labels(order.spec.instrument.venue, reason).inc()
         self._reports.rejected(order.order_id, reason, now)
 
     @staticmethod

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 
 import structlog
@@ -11,7 +10,7 @@ from prometheus_client import Counter, Gauge
 
 from tradebot.bus import Bus
 from tradebot.clock import Clock
-from tradebot.config import PaperConfig, RiskConfig
+from tradebot.config import RiskConfig
 from tradebot.domain import Instrument, InstrumentId, PortfolioView, Side, TradingState
 from tradebot.events import (
     BookInvalidated,
@@ -21,6 +20,7 @@ from tradebot.events import (
     SubmitOrder,
     TradingStateChanged,
 )
+from tradebot.order import IdGenerator
 from tradebot.risk.rules import (
     BookRule,
     CheckContext,
@@ -40,23 +40,26 @@ RISK_DENIALS = Counter("tradebot_risk_denials_total", "Intents denied, by rule",
 RISK_APPROVALS = Counter("tradebot_risk_approvals_total", "Intents approved")
 TRADING_STATE = Gauge("tradebot_trading_state", "1 for the current trading state", ["state"])
 
+# The taker fee rate an order on an instrument would pay (a fraction; 0 where none is known).
+FeeLookup = Callable[[InstrumentId], Decimal]
+
 
 class RiskEngine:
     """Check each OrderIntent against the rules; publish SubmitOrder or OrderDenied."""
 
     def __init__(self, bus: Bus, clock: Clock, portfolio: PortfolioView,
                  instruments: Mapping[InstrumentId, Instrument], config: RiskConfig,
-                 paper: PaperConfig) -> None:
+                 account_currency: str, taker_fee: FeeLookup) -> None:
         self._bus = bus
         self._clock = clock
         self._portfolio = portfolio
         self._instruments = instruments
-        self._paper = paper
+        self._taker_fee = taker_fee
         self.state = TradingState.ACTIVE
         self._books: dict[InstrumentId, BookUpdated] = {}
-        self._ids = itertools.count(1)
+        self._ids = IdGenerator("O")
         self.rules: list[Rule] = [
-            TradingStateRule(), SupportedRule(paper.account_currency),
+            TradingStateRule(), SupportedRule(account_currency),
             BookRule(config.max_book_age_s), LotSizeRule(), MinNotionalRule(),
             MaxOrderNotionalRule(config.max_order_notional),
             MaxPositionRule(config.max_position_notional), SpotBalanceRule(),
@@ -75,12 +78,8 @@ class RiskEngine:
         """Nothing to release: the state stays readable."""
 
     def continue_ids(self, stored_orders: int) -> None:
-        """Number new orders after the `stored_orders` the store holds.
-
-        An id is its submit time and a counter: a replay into a database that already holds
-        a replay of the same recording would otherwise repeat the first run's ids.
-        """
-        self._ids = itertools.count(stored_orders + 1)
+        """Number new orders after the `stored_orders` the store holds (IdGenerator says why)."""
+        self._ids.continue_after(stored_orders)
 
     def _on_book(self, event: BookUpdated) -> None:
         self._books[event.instrument] = event
@@ -104,42 +103,47 @@ class RiskEngine:
             TRADING_STATE.labels(state.value).set(1 if state is self.state else 0)
 
     def on_intent(self, intent: OrderIntent) -> None:
-        """Approve or deny one intent."""
-        inst = self._instruments.get(intent.instrument)
+        """Approve or deny one intent.
+
+        An internal intent (the system reducing its own exposure: flatten, stop-loss) needs
+        only a configured instrument; no rule, not even a halt, may stop it.
+        """
+        spec = intent.spec
+        inst = self._instruments.get(spec.instrument)
         now = self._clock.now_ns()
         if inst is None:
-            self._deny(intent, "unknown_instrument", f"{intent.instrument} is not configured", now)
+            self._deny(intent, "unknown_instrument", f"{spec.instrument} is not configured", now)
             return
-        ctx = self._context(intent, inst, now)
-        for rule in self.rules:
-            reason = rule.check(ctx)
-            if reason is not None:
-                self._deny(intent, rule.name, reason, now)
-                return
+        if not spec.internal:
+            ctx = self._context(intent, inst, now)
+            for rule in self.rules:
+                reason = rule.check(ctx)
+                if reason is not None:
+                    self._deny(intent, rule.name, reason, now)
+                    return
         RISK_APPROVALS.inc()
-        order_id = f"O-{now:x}-{next(self._ids)}"  # unique: see continue_ids
-        self._bus.publish(SubmitOrder(order_id=order_id, intent=intent, ts_event=now,
+        self._bus.publish(SubmitOrder(order_id=self._ids.next(now), intent=intent, ts_event=now,
                                       ts_init=now))
 
     def _context(self, intent: OrderIntent, inst: Instrument, now: int) -> CheckContext:
-        book = self._books.get(intent.instrument)
+        spec = intent.spec
+        book = self._books.get(spec.instrument)
         price: Decimal | None = None
         age = 0.0
         if book is not None:
-            raw = book.best_ask if intent.side is Side.BUY else book.best_bid
+            raw = book.best_ask if spec.side is Side.BUY else book.best_bid
             price = Decimal(repr(raw)) if raw > 0 else None
             age = (now - book.ts_init) / 1e9
-        fees = self._paper.fees.get(inst.id.venue)
         return CheckContext(
-            intent=intent, instrument=inst, price=price, book_valid=book is not None,
-            book_age_s=age, position=self._portfolio.position(intent.instrument),
-            cash=self._portfolio.cash(), taker_fee=fees.taker if fees else Decimal(0),
+            spec=spec, instrument=inst, price=price, book_valid=book is not None,
+            book_age_s=age, position=self._portfolio.position(spec.instrument),
+            cash=self._portfolio.cash(), taker_fee=self._taker_fee(spec.instrument),
             state=self.state,
         )
 
     def _deny(self, intent: OrderIntent, rule: str, reason: str, now: int) -> None:
         self._denials[rule].inc()
-        log.info("order_denied", intent_id=intent.intent_id, strategy=intent.strategy,
-                 instrument=str(intent.instrument), rule=rule, reason=reason)
+        log.info("order_denied", intent_id=intent.intent_id, strategy=intent.spec.strategy,
+                 instrument=str(intent.spec.instrument), rule=rule, reason=reason)
         self._bus.publish(OrderDenied(intent=intent, rule=rule, reason=reason, ts_event=now,
                                       ts_init=now))

@@ -7,14 +7,14 @@ from decimal import Decimal
 from typing import Protocol
 
 from tradebot.domain import Instrument, MarketKind, OrderType, Side, TradingState
-from tradebot.events import OrderIntent
+from tradebot.order import OrderSpec
 
 
 @dataclass(frozen=True, slots=True)
 class CheckContext:
     """What the rules see about one intent."""
 
-    intent: OrderIntent
+    spec: OrderSpec
     instrument: Instrument
     price: Decimal | None  # the price the order would meet: best ask to buy, best bid to sell
     book_valid: bool
@@ -36,14 +36,14 @@ class Rule(Protocol):
 
 def _order_price(ctx: CheckContext) -> Decimal | None:
     """Return the price an order's notional is judged at: its limit, else trigger, else touch."""
-    intent = ctx.intent
-    if intent.order_type is OrderType.LIMIT and intent.limit_price is not None:
-        return intent.limit_price
-    return intent.trigger_price or ctx.price
+    spec = ctx.spec
+    if spec.order_type is OrderType.LIMIT and spec.limit_price is not None:
+        return spec.limit_price
+    return spec.trigger_price or ctx.price
 
 
 def _increases(ctx: CheckContext) -> bool:
-    signed = ctx.intent.quantity * ctx.intent.side
+    signed = ctx.spec.quantity * ctx.spec.side
     return abs(ctx.position + signed) > abs(ctx.position)
 
 
@@ -73,10 +73,10 @@ class SupportedRule:
             # paid for or valued (YFI-BTC against a USDT account).
             return (f"{inst.id} is quoted in {inst.quote}, not the account currency "
                     f"{self.currency} (paper.account_currency)")
-        intent = ctx.intent
-        if intent.order_type is OrderType.LIMIT and intent.limit_price is None:
+        spec = ctx.spec
+        if spec.order_type is OrderType.LIMIT and spec.limit_price is None:
             return "a limit order needs a limit price"
-        if intent.trigger is not None and intent.trigger_price is None:
+        if spec.trigger is not None and spec.trigger_price is None:
             return "a conditional order needs a trigger price"
         return None
 
@@ -99,7 +99,7 @@ class LotSizeRule:
     name = "lot_size"
 
     def check(self, ctx: CheckContext) -> str | None:
-        qty, lot = ctx.intent.quantity, ctx.instrument.lot_size
+        qty, lot = ctx.spec.quantity, ctx.instrument.lot_size
         if qty <= 0:
             return f"quantity {qty} is not positive"
         if qty % lot != 0:
@@ -114,8 +114,8 @@ class MinNotionalRule:
         price = _order_price(ctx)
         if price is None:
             return "no price to check against"
-        notional = ctx.instrument.notional(ctx.intent.quantity, price)
-        if notional < ctx.instrument.min_notional and not ctx.intent.reduce_only:
+        notional = ctx.instrument.notional(ctx.spec.quantity, price)
+        if notional < ctx.instrument.min_notional and not ctx.spec.reduce_only:
             return f"notional {notional:.8f} below venue minimum {ctx.instrument.min_notional}"
         return None
 
@@ -130,7 +130,7 @@ class MaxOrderNotionalRule:
         price = _order_price(ctx)
         if price is None:
             return "no price to check against"
-        notional = ctx.instrument.notional(ctx.intent.quantity, price)
+        notional = ctx.instrument.notional(ctx.spec.quantity, price)
         if notional > self.limit and _increases(ctx):
             return f"order notional {notional:.2f} above max_order_notional {self.limit}"
         return None
@@ -146,11 +146,11 @@ class MaxPositionRule:
         price = _order_price(ctx)
         if price is None:
             return "no price to check against"
-        after = ctx.position + ctx.intent.quantity * ctx.intent.side
+        after = ctx.position + ctx.spec.quantity * ctx.spec.side
         notional = ctx.instrument.notional(abs(after), price)
         if notional > self.limit and _increases(ctx):
             return f"position would be {notional:.2f} notional, above {self.limit}"
-        if ctx.intent.reduce_only and _increases(ctx):
+        if ctx.spec.reduce_only and _increases(ctx):
             return "reduce-only order would increase the position"
         return None
 
@@ -163,9 +163,9 @@ class SpotBalanceRule:
             return None
         if ctx.price is None:
             return "no price to check against"
-        if ctx.intent.side is Side.SELL and ctx.intent.quantity > ctx.position:
-            return f"sell {ctx.intent.quantity} exceeds holding {ctx.position} (spot, no short)"
-        cost = ctx.intent.quantity * (_order_price(ctx) or ctx.price) * (1 + ctx.taker_fee)
-        if ctx.intent.side is Side.BUY and cost > ctx.cash:
+        if ctx.spec.side is Side.SELL and ctx.spec.quantity > ctx.position:
+            return f"sell {ctx.spec.quantity} exceeds holding {ctx.position} (spot, no short)"
+        cost = ctx.spec.quantity * (_order_price(ctx) or ctx.price) * (1 + ctx.taker_fee)
+        if ctx.spec.side is Side.BUY and cost > ctx.cash:
             return f"buy costs about {cost:.2f} with fees, cash is {ctx.cash:.2f}"
         return None

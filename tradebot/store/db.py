@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -12,9 +11,18 @@ from sqlalchemy import Connection, Engine, create_engine, event, func, insert, s
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
 
-from tradebot.domain import InstrumentId, Liquidity, OrderStatus, OrderType, Side
+from tradebot.domain import (
+    InstrumentId,
+    Liquidity,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+    TriggerType,
+)
 from tradebot.errors import ConfigError, InvariantError
-from tradebot.events import Fill, FundingPayment, TimeInForce, TriggerType
+from tradebot.events import Fill, FundingPayment
+from tradebot.order import Order, OrderSpec, OrderState
 from tradebot.store import schema
 
 
@@ -157,32 +165,13 @@ def load_funding(engine: Engine) -> list[FundingPayment]:
             for r in rows]
 
 
-@dataclass(frozen=True, slots=True)
-class OpenOrder:
-    """An order that was open when the process stopped, with what it had filled."""
+def load_open_orders(engine: Engine) -> list[OrderState]:
+    """Return the orders not in a terminal state, oldest first, with their recorded fills.
 
-    order_id: str
-    strategy: str
-    instrument: InstrumentId
-    side: Side
-    order_type: OrderType
-    quantity: Decimal
-    limit_price: Decimal | None
-    status: OrderStatus
-    filled: Decimal
-    notional: Decimal
-    fills: int
-    reduce_only: bool
-    time_in_force: TimeInForce
-    post_only: bool
-    trigger: TriggerType | None
-    trigger_price: Decimal | None
-    ts_created: int
-    ts_triggered: int
-
-
-def load_open_orders(engine: Engine) -> list[OpenOrder]:
-    """Return the orders not in a terminal state, oldest first, with their recorded fills."""
+    The stored reason is not read back (a restored order starts without one), nor is
+    `internal`, which has no column: the only internal orders, liquidations, are market
+    orders, and a market order still open at a restart is closed without being executed.
+    """
     o, f = schema.orders, schema.fills
     open_states = [s.value for s in OrderStatus if not s.is_terminal]
     with engine.connect() as conn:
@@ -198,19 +187,19 @@ def load_open_orders(engine: Engine) -> list[OpenOrder]:
     return [_open_order(r, done.get(r["order_id"], (Decimal(0), Decimal(0), 0))) for r in rows]
 
 
-def _open_order(r: Any, done: tuple[Decimal, Decimal, int]) -> OpenOrder:
+def _open_order(r: Any, done: tuple[Decimal, Decimal, int]) -> OrderState:
     try:
-        return OpenOrder(
-            order_id=r["order_id"], strategy=r["strategy"],
-            instrument=InstrumentId.parse(r["instrument"]), side=Side[r["side"]],
-            order_type=OrderType(r["order_type"]), quantity=r["quantity"],
-            limit_price=r["limit_price"], status=OrderStatus(r["status"]), filled=done[0],
-            notional=done[1], fills=done[2], reduce_only=bool(r["reduce_only"]),
+        spec = OrderSpec(
+            strategy=r["strategy"], instrument=InstrumentId.parse(r["instrument"]),
+            side=Side[r["side"]], quantity=r["quantity"], order_type=OrderType(r["order_type"]),
+            limit_price=r["limit_price"], reduce_only=bool(r["reduce_only"]),
             time_in_force=TimeInForce(r["time_in_force"] or "gtc"),
             post_only=bool(r["post_only"]),
             trigger=TriggerType(r["trigger"]) if r["trigger"] else None,
-            trigger_price=r["trigger_price"], ts_created=r["ts_created"],
-            ts_triggered=r["ts_triggered"] or 0,
+            trigger_price=r["trigger_price"],
         )
+        return OrderState(order=Order(r["order_id"], spec, r["ts_created"]),
+                          status=OrderStatus(r["status"]), filled=done[0], notional=done[1],
+                          fills=done[2], ts_triggered=r["ts_triggered"] or 0)
     except (ValueError, KeyError) as exc:
         raise InvariantError(f"order row {r['order_id']} is unreadable: {exc}") from exc

@@ -222,17 +222,20 @@ def _add_flag(conn: Connection, item: FillFlagged) -> None:
 
 
 def order_row(event: OrderUpdated) -> dict[str, Any]:
-    """Return the database row of an order's latest state."""
+    """Return the database row of an order's latest state (db.load_open_orders reads it back)."""
+    state = event.state
+    order = state.order
+    spec = order.spec
     return dict(
-        order_id=event.order_id, strategy=event.strategy, instrument=str(event.instrument),
-        side=event.side.name, order_type=event.order_type.value, quantity=event.quantity,
-        limit_price=event.limit_price, status=event.status.value,
-        filled_quantity=event.filled_quantity, average_price=event.average_price,
-        reason=event.reason, ts_created=event.ts_created or event.ts_event,
-        ts_updated=event.ts_event, time_in_force=event.time_in_force.value,
-        post_only=event.post_only, reduce_only=event.reduce_only,
-        trigger=event.trigger.value if event.trigger is not None else None,
-        trigger_price=event.trigger_price, ts_triggered=event.ts_triggered or None,
+        order_id=order.order_id, strategy=spec.strategy, instrument=str(spec.instrument),
+        side=spec.side.name, order_type=spec.order_type.value, quantity=spec.quantity,
+        limit_price=spec.limit_price, status=state.status.value,
+        filled_quantity=state.filled, average_price=state.average_price,
+        reason=state.reason, ts_created=order.ts_created or event.ts_event,
+        ts_updated=event.ts_event, time_in_force=spec.time_in_force.value,
+        post_only=spec.post_only, reduce_only=spec.reduce_only,
+        trigger=spec.trigger.value if spec.trigger is not None else None,
+        trigger_price=spec.trigger_price, ts_triggered=state.ts_triggered or None,
     )
 
 

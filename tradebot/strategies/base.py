@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -12,7 +11,15 @@ from prometheus_client import Counter
 
 from tradebot.bus import Bus
 from tradebot.clock import Clock
-from tradebot.domain import Instrument, InstrumentId, OrderType, PortfolioView, Side
+from tradebot.domain import (
+    Instrument,
+    InstrumentId,
+    OrderType,
+    PortfolioView,
+    Side,
+    TimeInForce,
+    TriggerType,
+)
 from tradebot.errors import InvariantError
 from tradebot.events import (
     AmendOrder,
@@ -24,11 +31,10 @@ from tradebot.events import (
     OrderDenied,
     OrderIntent,
     OrderUpdated,
-    TimeInForce,
     Trade,
-    TriggerType,
 )
 from tradebot.log import Throttle
+from tradebot.order import IdGenerator, OrderSpec
 
 log = structlog.get_logger(__name__)
 
@@ -104,7 +110,7 @@ class StrategyContext:
         self.portfolio = portfolio
         self.instruments = instruments
         self._bus = bus
-        self._ids = itertools.count(1)
+        self._ids = IdGenerator(name)
         self._intent_metric = STRATEGY_INTENTS.labels(name)
 
     def features(self, instrument: InstrumentId) -> Mapping[str, float]:
@@ -118,14 +124,13 @@ class StrategyContext:
                trigger_price: Decimal | None = None, intent_id: str | None = None) -> str:
         """Emit an order intent; return its id. Risk decides what happens to it."""
         now = self.clock.now_ns()
-        intent_id = intent_id or f"{self.name}-{now:x}-{next(self._ids)}"
+        intent_id = intent_id or self._ids.next(now)
         self._intent_metric.inc()
-        self._bus.publish(OrderIntent(
-            intent_id=intent_id, strategy=self.name, instrument=instrument, side=side,
-            quantity=quantity, order_type=order_type, limit_price=limit_price,
-            reduce_only=reduce_only, ts_event=now, ts_init=now, time_in_force=time_in_force,
-            post_only=post_only, trigger=trigger, trigger_price=trigger_price,
-        ))
+        spec = OrderSpec(strategy=self.name, instrument=instrument, side=side, quantity=quantity,
+                         order_type=order_type, limit_price=limit_price, reduce_only=reduce_only,
+                         time_in_force=time_in_force, post_only=post_only, trigger=trigger,
+                         trigger_price=trigger_price)
+        self._bus.publish(OrderIntent(intent_id=intent_id, spec=spec, ts_event=now, ts_init=now))
         return intent_id
 
     def cancel(self, order_id: str) -> None:
@@ -184,9 +189,10 @@ class StrategyRunner:
         """Subscribe to the bus and call every strategy's `on_start`."""
         bus = self._bus
         self._subscribe_market()
-        bus.subscribe(OrderUpdated, lambda e: self._own(e, e.strategy, "on_order"))
+        bus.subscribe(OrderUpdated,
+                      lambda e: self._own(e, e.state.order.spec.strategy, "on_order"))
         bus.subscribe(Fill, lambda e: self._own(e, e.strategy, "on_fill"))
-        bus.subscribe(OrderDenied, lambda e: self._own(e, e.intent.strategy, "on_denied"))
+        bus.subscribe(OrderDenied, lambda e: self._own(e, e.intent.spec.strategy, "on_denied"))
         self._running = True
         for strategy, _ in self._strategies:
             self._call(strategy, strategy.on_start)

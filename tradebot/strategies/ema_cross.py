@@ -99,9 +99,9 @@ class EmaCross(Strategy):
 
     def on_order(self, event: OrderUpdated) -> None:
         """Allow the next intent once the order is done."""
-        if event.status.is_terminal:
-            self._pending.discard(event.instrument)
+        if event.state.status.is_terminal:
+            self._pending.discard(event.state.order.spec.instrument)
 
     def on_denied(self, event: OrderDenied) -> None:
         """Allow the next intent after a denial (the cooldown still applies)."""
-        self._pending.discard(event.intent.instrument)
+        self._pending.discard(event.intent.spec.instrument)

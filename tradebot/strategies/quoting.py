@@ -9,7 +9,6 @@ only what it holds. It is a test strategy, not a profitable one.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,6 +21,7 @@ from tradebot.events import (
     OrderDenied,
     OrderUpdated,
 )
+from tradebot.order import IdGenerator
 from tradebot.strategies.base import Strategy
 
 
@@ -54,7 +54,7 @@ class Quoting(Strategy):
         self.p = QuotingParams.parse(params, f"strategies.{name}.params")
         self._slots: dict[tuple[InstrumentId, Side], _Slot] = {}
         self._next_requote: dict[tuple[InstrumentId, Side], int] = {}
-        self._ids = itertools.count(1)
+        self._ids = IdGenerator(name, tag="q")
         self.quotes = 0
         self.cancels = 0
 
@@ -83,7 +83,7 @@ class Quoting(Strategy):
                 self.quotes += 1
                 self.ctx.submit(iid, side, qty, order_type=OrderType.LIMIT, limit_price=price,
                                 post_only=True,
-                                intent_id=f"{self.name}-{now:x}-q{next(self._ids)}")
+                                intent_id=self._ids.next(now))
             return
         away = abs(slot.price - price) > inst.tick_size * self.p.requote_ticks
         if slot.order_id is not None and away and not slot.canceling and \
@@ -109,18 +109,20 @@ class Quoting(Strategy):
 
     def on_order(self, event: OrderUpdated) -> None:
         """Learn the order id of a new quote; free the side when a quote is done."""
-        key = (event.instrument, event.side)
+        state = event.state
+        order = state.order
+        key = (order.spec.instrument, order.spec.side)
         slot = self._slots.get(key)
         if slot is None:
             return
-        if event.status is OrderStatus.SUBMITTED and slot.order_id is None:
-            slot.order_id = event.order_id
-        elif event.status.is_terminal and slot.order_id == event.order_id:
+        if state.status is OrderStatus.SUBMITTED and slot.order_id is None:
+            slot.order_id = order.order_id
+        elif state.status.is_terminal and slot.order_id == order.order_id:
             del self._slots[key]
 
     def on_denied(self, event: OrderDenied) -> None:
         """Free the side after a denial and wait before quoting it again."""
-        key = (event.intent.instrument, event.intent.side)
+        key = (event.intent.spec.instrument, event.intent.spec.side)
         slot = self._slots.get(key)
         if slot is not None and slot.order_id is None:
             del self._slots[key]

@@ -24,6 +24,7 @@ from tradebot.events import (
 from tradebot.execution.engine import ExecutionEngine
 from tradebot.execution.paper import PaperVenue
 from tradebot.feeds.book import OrderBook
+from tradebot.order import OrderSpec
 from tradebot.portfolio.portfolio import Portfolio
 
 PERP = Instrument(id=InstrumentId("TEST-USDT-PERP", "sim"), venue_symbol="TESTUSDT",
@@ -106,11 +107,10 @@ class Harness:
         """Send an order straight to the engine (risk is tested elsewhere); return its id."""
         self._n += 1
         now = self.clock.now_ns()
-        intent = OrderIntent(intent_id=f"i{self._n}", strategy="t", instrument=inst.id,
-                             side=side, quantity=Decimal(qty), order_type=order_type,
-                             limit_price=Decimal(limit) if limit is not None else None,
-                             reduce_only=extra.pop("reduce_only", False), ts_event=now,
-                             ts_init=now, **extra)
+        spec = OrderSpec(strategy=extra.pop("strategy", "t"), instrument=inst.id, side=side,
+                         quantity=Decimal(qty), order_type=order_type,
+                         limit_price=Decimal(limit) if limit is not None else None, **extra)
+        intent = OrderIntent(intent_id=f"i{self._n}", spec=spec, ts_event=now, ts_init=now)
         order_id = f"O{self._n}"
         self.bus.publish(SubmitOrder(order_id=order_id, intent=intent, ts_event=now,
                                      ts_init=now))

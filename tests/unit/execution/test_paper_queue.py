@@ -140,7 +140,7 @@ def test_amend_down_keeps_the_queue_and_a_new_price_loses_it() -> None:
     h.engine.on_amend(_amend(oid, h, "0.5", None))
     order = h.venue.orders[oid]
     assert order.ahead == 500 and order.qty == 500
-    assert h.engine.orders[oid].order.quantity == Decimal("0.5")
+    assert h.engine.orders[oid].order.spec.quantity == Decimal("0.5")
     h.engine.on_amend(_amend(oid, h, None, "99.8"))
     assert order.limit == 998 and order.ahead == 5000  # back of the 99.8 queue
     h.engine.on_amend(_amend(oid, h, None, "99.85"))  # off tick: refused, order unchanged

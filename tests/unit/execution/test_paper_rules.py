@@ -6,12 +6,13 @@ from decimal import Decimal
 
 import pytest
 
-from tests.unit.execution.harness import PERP, SPOT, Harness
+from tests.unit.execution.harness import PERP, SPOT, Harness, latency
 from tradebot.config import FeeConfig, FeeTierConfig, LatencyConfig
 from tradebot.domain import Liquidity, OrderStatus, OrderType, Side
 from tradebot.events import TriggerType
 from tradebot.execution.fees import FeeSchedule
 from tradebot.execution.latency import LatencyModel
+from tradebot.order import OrderState
 
 
 @pytest.fixture
@@ -122,7 +123,7 @@ def test_latency_draws_are_seeded_per_venue_and_within_their_distribution() -> N
 def test_a_trigger_is_reported_before_the_fills_it_leads_to(h: Harness) -> None:
     oid = h.stop(PERP, Side.BUY, "1", "100.4")
     h.trade(PERP, "100.4", "1", Side.BUY)
-    mine = [u for u in h.updates if u.order_id == oid]
+    mine = [u.state for u in h.updates if u.state.order.order_id == oid]
     assert [(u.status, u.reason) for u in mine] == [
         (OrderStatus.SUBMITTED, ""), (OrderStatus.ACCEPTED, ""),
         (OrderStatus.ACCEPTED, "triggered"), (OrderStatus.FILLED, "triggered")]
@@ -146,8 +147,8 @@ def test_restored_conditional_orders_resume_where_they_were(
 
     after = Harness()
     after.levels(PERP, bids=[("99.0", "5")], asks=[("100.0", "5")])
-    after.engine.restore(order, OrderStatus.ACCEPTED, Decimal(0), Decimal(0), 0,
-                         ts_triggered=before.clock.now_ns() if triggered else 0)
+    after.engine.restore(OrderState(order, OrderStatus.ACCEPTED, Decimal(0), Decimal(0),
+                                    ts_triggered=before.clock.now_ns() if triggered else 0))
     sets = after.venue.matcher.orders_of(PERP.id)
     if where == "execution_lost_at_restart":
         assert after.status(oid) is OrderStatus.CANCELED and after.reason(oid) == where
@@ -165,3 +166,18 @@ def test_restored_conditional_orders_resume_where_they_were(
         assert after.status(oid) is OrderStatus.FILLED  # took the 99.0 bid
     else:
         assert after.status(oid) is OrderStatus.ACCEPTED and sim in sets.resting
+
+
+def test_an_internal_order_skips_latency_and_account_checks_a_strategy_name_does_not() -> None:
+    h = Harness(latency=latency(50, 50))
+    h.levels(PERP, bids=[("99.9", "50")], asks=[("100.0", "50")])
+    named = h.submit(PERP, Side.SELL, "1", OrderType.MARKET, reduce_only=True,
+                     strategy="liquidation")
+    assert h.status(named) is OrderStatus.SUBMITTED  # travels the entry latency
+    h.advance(200)
+    assert h.reason(named).startswith("reduce_only")  # and meets the venue's checks
+    internal = h.submit(PERP, Side.SELL, "1", OrderType.MARKET, reduce_only=True,
+                        strategy="flatten", internal=True)
+    # At once, past the reduce-only check; with no position there is nothing to fill.
+    assert h.status(internal) is OrderStatus.CANCELED
+    assert h.reason(internal) == "reduce_only_position_closed" and not h.fills

@@ -120,3 +120,6 @@ def test_liquidation_closes_perp_positions_below_maintenance_margin() -> None:
     assert liq.liquidations == 1  # the book update itself ran the check
     assert h.portfolio.position(PERP.id) == 0
     assert h.fills[-1].strategy == "liquidation" and h.fills[-1].side is Side.SELL
+    # The intent took id 1 of the liquidator's counter, the order id 2.
+    assert h.fills[-1].order_id == f"LIQ-{h.clock.now_ns():x}-2"
+    assert h.engine.orders[h.fills[-1].order_id].order.spec.internal

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import ast
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -9,6 +11,8 @@ from tradebot.clock import SimClock
 from tradebot.config import PaperConfig, RiskConfig, load_config
 from tradebot.domain import Instrument, InstrumentId, MarketKind, OrderType, Side, TradingState
 from tradebot.events import BookInvalidated, BookUpdated, OrderDenied, OrderIntent, SubmitOrder
+from tradebot.execution.fees import FeeSchedule
+from tradebot.order import OrderSpec
 from tradebot.risk.engine import RiskEngine
 
 ETHBTC = Instrument(id=InstrumentId("ETH-BTC", "binance"), venue_symbol="ETHBTC",
@@ -41,7 +45,7 @@ def setup() -> tuple[Bus, SimClock, FakePortfolio, RiskEngine, list[object]]:
     engine = RiskEngine(bus, clock, portfolio, INSTRUMENTS,
                         RiskConfig(max_position_notional=Decimal(1000),
                                    max_order_notional=Decimal(500), max_book_age_s=5.0),
-                        PaperConfig())
+                        "USDT", FeeSchedule(PaperConfig().fees).taker_rate)
     engine.start()
     out: list[object] = []
     bus.subscribe(OrderDenied, out.append)
@@ -55,9 +59,9 @@ def setup() -> tuple[Bus, SimClock, FakePortfolio, RiskEngine, list[object]]:
 
 def intent(iid: InstrumentId, side: Side, qty: str, *, reduce_only: bool = False,
            order_type: OrderType = OrderType.MARKET) -> OrderIntent:
-    return OrderIntent(intent_id="i", strategy="s", instrument=iid, side=side,
-                       quantity=Decimal(qty), order_type=order_type, limit_price=None,
-                       reduce_only=reduce_only, ts_event=0, ts_init=0)
+    spec = OrderSpec(strategy="s", instrument=iid, side=side, quantity=Decimal(qty),
+                     order_type=order_type, reduce_only=reduce_only)
+    return OrderIntent(intent_id="i", spec=spec, ts_event=0, ts_init=0)
 
 
 @pytest.mark.parametrize(("iid", "side", "qty", "rule"), [
@@ -105,3 +109,52 @@ def test_approved_intent_becomes_a_submit_order_and_halted_denies(setup) -> None
     engine.set_state(TradingState.REDUCING, "test")
     bus.publish(intent(BTC, Side.BUY, "0.001"))
     assert out[-1].rule == "trading_state"
+
+
+def test_an_internal_intent_passes_every_rule_but_needs_a_known_instrument(setup) -> None:  # type: ignore[no-untyped-def]
+    bus, _, _, engine, out = setup
+    engine.set_state(TradingState.HALTED, "test")
+    spec = OrderSpec(strategy="flatten", instrument=BTC, side=Side.SELL, quantity=Decimal(5),
+                     reduce_only=True, internal=True)  # nothing held, far above the limits
+    bus.publish(OrderIntent(intent_id="f", spec=spec, ts_event=0, ts_init=0))
+    assert isinstance(out[-1], SubmitOrder) and out[-1].intent.spec is spec
+    unknown = OrderSpec(strategy="flatten", instrument=InstrumentId("X", "binance"),
+                        side=Side.SELL, quantity=Decimal(1), internal=True)
+    bus.publish(OrderIntent(intent_id="g", spec=unknown, ts_event=0, ts_init=0))
+    assert isinstance(out[-1], OrderDenied) and out[-1].rule == "unknown_instrument"
+
+
+def test_the_fee_lookup_prices_a_spot_buy_against_cash() -> None:
+    fees = {BTC: Decimal("0.05")}
+    bus, clock, portfolio = Bus(), SimClock(1_000_000_000), FakePortfolio()
+    portfolio.cash_value = Decimal(100)
+    RiskEngine(bus, clock, portfolio, INSTRUMENTS, RiskConfig(), "USDT",
+               lambda iid: fees.get(iid, Decimal(0))).start()
+    out: list[object] = []
+    bus.subscribe(OrderDenied, out.append)
+    bus.subscribe(SubmitOrder, out.append)
+    bus.publish(BookUpdated(instrument=BTC, best_bid=60000.0, best_bid_size=1.0,
+                            best_ask=60000.0, best_ask_size=1.0, ts_event=1,
+                            ts_init=clock.now_ns()))
+    bus.publish(intent(BTC, Side.BUY, "0.0016"))  # 96 USDT, 100.80 with the 5% fee
+    assert isinstance(out[-1], OrderDenied) and out[-1].rule == "balance"
+    fees.clear()
+    bus.publish(intent(BTC, Side.BUY, "0.0016"))
+    assert isinstance(out[-1], SubmitOrder)
+
+
+def test_order_ids_continue_after_the_stored_orders(setup) -> None:  # type: ignore[no-untyped-def]
+    bus, clock, _, engine, out = setup
+    engine.continue_ids(41)
+    bus.publish(intent(BTC, Side.BUY, "0.001"))
+    assert out[-1].order_id == f"O-{clock.now_ns():x}-42"
+
+
+def test_risk_knows_nothing_of_the_paper_venue() -> None:
+    package = Path(__file__).resolve().parents[3] / "tradebot" / "risk"
+    assert (package / "engine.py").exists()
+    for path in package.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.startswith("tradebot.execution"), path
+                assert "PaperConfig" not in {a.name for a in node.names}, path

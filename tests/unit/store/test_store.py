@@ -11,8 +11,17 @@ from tests.conftest import metric
 from tradebot.bus import Bus
 from tradebot.clock import SimClock
 from tradebot.config import load_config
-from tradebot.domain import InstrumentId, Liquidity, OrderStatus, OrderType, Side
+from tradebot.domain import (
+    InstrumentId,
+    Liquidity,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+    TriggerType,
+)
 from tradebot.events import BookUpdated, EquitySnapshot, Fill, OrderUpdated
+from tradebot.order import Order, OrderSpec, OrderState
 from tradebot.portfolio.portfolio import Portfolio
 from tradebot.store import db, schema
 from tradebot.store.writer import StoreWriter
@@ -30,10 +39,10 @@ def fill(n: int, side: Side, qty: str, price: str) -> Fill:
 
 
 def order(n: int, status: OrderStatus) -> OrderUpdated:
-    return OrderUpdated(order_id=f"O{n}", strategy="s", instrument=BTC, side=Side.BUY,
-                        order_type=OrderType.MARKET, quantity=Decimal("0.001"), limit_price=None,
-                        status=status, filled_quantity=Decimal(0), average_price=None,
-                        reason="", ts_event=n, ts_init=n)
+    spec = OrderSpec(strategy="s", instrument=BTC, side=Side.BUY, quantity=Decimal("0.001"),
+                     order_type=OrderType.MARKET)
+    return OrderUpdated(state=OrderState(Order(f"O{n}", spec, 0), status, Decimal(0), Decimal(0)),
+                        ts_event=n, ts_init=n)
 
 
 def start(url: str) -> tuple[Bus, Portfolio, StoreWriter]:
@@ -130,10 +139,29 @@ def test_a_version_3_database_gains_the_trigger_time_and_keeps_its_open_orders(
         conn.execute(update(schema.schema_version).values(version=3))
     assert db.migrate(engine) == 3
     (restored,) = db.load_open_orders(engine)
-    assert restored.order_id == "O1" and restored.ts_triggered == 0
+    assert restored.order.order_id == "O1" and restored.ts_triggered == 0
     bus = Bus()
     writer = StoreWriter(bus, engine, 16, 4)
     writer.start()
-    bus.publish(dataclasses.replace(order(1, OrderStatus.ACCEPTED), ts_triggered=7))
+    accepted = order(1, OrderStatus.ACCEPTED)
+    bus.publish(dataclasses.replace(
+        accepted, state=dataclasses.replace(accepted.state, ts_triggered=7)))
     assert writer.close()
     assert db.load_open_orders(engine)[0].ts_triggered == 7
+
+
+def test_an_open_order_reads_back_as_the_state_that_was_written(tmp_path: Path) -> None:
+    engine = db.create_db_engine(f"sqlite:///{tmp_path}/t.sqlite3")
+    db.migrate(engine)
+    bus = Bus()
+    writer = StoreWriter(bus, engine, 16, 4)
+    writer.start()
+    spec = OrderSpec(strategy="s", instrument=BTC, side=Side.SELL, quantity=Decimal("0.002"),
+                     order_type=OrderType.LIMIT, limit_price=Decimal("61000.5"),
+                     reduce_only=True, time_in_force=TimeInForce.IOC, post_only=True,
+                     trigger=TriggerType.STOP, trigger_price=Decimal("60000.1"))
+    state = OrderState(Order("O9", spec, 5), OrderStatus.ACCEPTED, Decimal(0), Decimal(0),
+                       ts_triggered=8)
+    bus.publish(OrderUpdated(state=state, ts_event=9, ts_init=9))
+    assert writer.close()
+    assert db.load_open_orders(engine) == [state]

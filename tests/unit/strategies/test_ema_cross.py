@@ -94,8 +94,8 @@ def test_an_up_cross_emits_one_buy_intent_sized_to_the_notional() -> None:
     for i in range(100):
         tick(bus, clock, i, 50_000.0 + (0 if i < 50 else (i - 50) * 10))
     assert len(intents) == 1
-    assert intents[0].side is Side.BUY
-    assert intents[0].quantity == Decimal("0.003")  # 200 / ~50,300 rounded down to 0.001 lots
+    assert intents[0].spec.side is Side.BUY
+    assert intents[0].spec.quantity == Decimal("0.003")  # 200 / ~50,300 rounded down to 0.001 lots
 
 
 def test_a_strategy_exception_is_counted_and_the_daemon_continues() -> None:
@@ -129,7 +129,7 @@ def test_it_trades_on_a_new_signal_or_position_not_on_a_price_drift() -> None:
     bus, clock, strat, intents = ema_on(book, cooldown_s=0)
     for i in range(60):
         tick(bus, clock, i, 50_000.0 + max(0, i - 50) * 10)
-    assert [x.quantity for x in intents] == [Decimal("0.003")]
+    assert [x.spec.quantity for x in intents] == [Decimal("0.003")]
     book.qty = Decimal("0.003")  # filled
     strat.on_order(_done(intents[0]))
     for i in range(60, 200):  # still up, and the price rises until 200 USDT buys only 0.002
@@ -137,14 +137,14 @@ def test_it_trades_on_a_new_signal_or_position_not_on_a_price_drift() -> None:
     assert len(intents) == 1
     book.qty = Decimal(0)  # the position closed behind its back (a liquidation, say)
     tick(bus, clock, 200, 106_100.0)
-    assert [x.quantity for x in intents[1:]] == [Decimal("0.001")]  # 200 USDT's worth again
+    assert [x.spec.quantity for x in intents[1:]] == [Decimal("0.001")]  # 200 USDT's worth again
 
 
 def _done(intent: OrderIntent):  # type: ignore[no-untyped-def]
-    from tradebot.domain import OrderStatus, OrderType
+    from tradebot.domain import OrderStatus
     from tradebot.events import OrderUpdated
+    from tradebot.order import Order, OrderState
 
-    return OrderUpdated(order_id="o", strategy="ema", instrument=PERP, side=Side.BUY,
-                        order_type=OrderType.MARKET, quantity=intent.quantity, limit_price=None,
-                        status=OrderStatus.FILLED, filled_quantity=intent.quantity,
-                        average_price=None, reason="", ts_event=0, ts_init=0)
+    state = OrderState(Order("o", intent.spec, 0), OrderStatus.FILLED, intent.spec.quantity,
+                       Decimal(0))
+    return OrderUpdated(state=state, ts_event=0, ts_init=0)

@@ -10,6 +10,7 @@ from tradebot.config import load_config
 from tradebot.domain import InstrumentId, OrderStatus, OrderType, Side
 from tradebot.errors import ConfigError
 from tradebot.events import BookUpdated, CancelOrder, OrderIntent, OrderUpdated
+from tradebot.order import Order, OrderState
 from tradebot.strategies.base import StrategyRunner
 from tradebot.strategies.registry import build_strategy
 
@@ -49,11 +50,8 @@ def _book(bus: Bus, iid: InstrumentId, bid: float, ask: float, now: int) -> None
 
 
 def _update(bus: Bus, intent: OrderIntent, order_id: str, status: OrderStatus) -> None:
-    bus.publish(OrderUpdated(order_id=order_id, strategy="q", instrument=intent.instrument,
-                             side=intent.side, order_type=intent.order_type,
-                             quantity=intent.quantity, limit_price=intent.limit_price,
-                             status=status, filled_quantity=Decimal(0), average_price=None,
-                             reason="", ts_event=0, ts_init=0))
+    state = OrderState(Order(order_id, intent.spec, 0), status, Decimal(0), Decimal(0))
+    bus.publish(OrderUpdated(state=state, ts_event=0, ts_init=0))
 
 
 def test_quotes_both_sides_post_only_at_the_touch_and_requotes_when_left_behind() -> None:
@@ -61,10 +59,10 @@ def test_quotes_both_sides_post_only_at_the_touch_and_requotes_when_left_behind(
     _book(bus, PERP, 60000.0, 60000.1, clock.now_ns())
     bid, ask = out
     assert isinstance(bid, OrderIntent) and isinstance(ask, OrderIntent)
-    assert (bid.side, bid.limit_price, ask.side, ask.limit_price) == \
+    assert (bid.spec.side, bid.spec.limit_price, ask.spec.side, ask.spec.limit_price) == \
         (Side.BUY, Decimal("60000.0"), Side.SELL, Decimal("60000.1"))
-    assert bid.post_only and bid.order_type is OrderType.LIMIT
-    assert bid.quantity == Decimal("0.003")  # 200 / 60000 rounded down to the 0.001 lot
+    assert bid.spec.post_only and bid.spec.order_type is OrderType.LIMIT
+    assert bid.spec.quantity == Decimal("0.003")  # 200 / 60000 rounded down to the 0.001 lot
     _update(bus, bid, "B", OrderStatus.SUBMITTED)
     _update(bus, ask, "A", OrderStatus.SUBMITTED)
     _book(bus, PERP, 60000.1, 60000.2, clock.now_ns())  # one tick: keep the quotes
@@ -75,12 +73,12 @@ def test_quotes_both_sides_post_only_at_the_touch_and_requotes_when_left_behind(
     _update(bus, bid, "B", OrderStatus.CANCELED)
     clock.advance_to(clock.now_ns() + 1_500_000_000)
     _book(bus, PERP, 60000.5, 60000.6, clock.now_ns())
-    assert isinstance(out[-1], OrderIntent) and out[-1].limit_price == Decimal("60000.5")
+    assert isinstance(out[-1], OrderIntent) and out[-1].spec.limit_price == Decimal("60000.5")
 
 
 def test_spot_sells_only_what_it_holds_and_bad_params_name_the_key() -> None:
     bus, clock, out = _setup()
     _book(bus, SPOT, 60000.0, 60000.01, clock.now_ns())
-    assert [e.side for e in out if isinstance(e, OrderIntent)] == [Side.BUY]
+    assert [e.spec.side for e in out if isinstance(e, OrderIntent)] == [Side.BUY]
     with pytest.raises(ConfigError, match=r"strategies\.q\.params\.spread"):
         build_strategy("q", "quoting", {"spread": 1})
