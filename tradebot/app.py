@@ -109,13 +109,15 @@ class App:
             venue: build_feed(venue, insts, bus, clock) for venue, insts in feed_instruments.items()
         }
         self.books = {iid: book for f in self.feeds.values() for iid, book in f.books.items()}
+        # The venue and the features read each book (BookView); the feeds keep it synced.
+        book_views = {iid: sync.book for iid, sync in self.books.items()}
         self.engine = db.create_db_engine(config.database_url())
         self.portfolio = Portfolio(bus, clock, self.instruments, config.paper.account_currency,
                                    config.paper.starting_cash, config.state.equity_interval_s)
         self.risk = RiskEngine(bus, clock, self.portfolio, self.instruments, config.risk,
                                config.paper)
         self.execution = ExecutionEngine(bus, clock)
-        self.venue = PaperVenue(self.execution, clock, bus, self.books, self.instruments,
+        self.venue = PaperVenue(self.execution, clock, bus, book_views, self.instruments,
                                 config.paper, self.portfolio)
         self.execution.attach(self.venue)
         self.liquidator = Liquidator(bus, clock, self.venue, self.instruments)
@@ -127,7 +129,7 @@ class App:
         self.writer = StoreWriter(self.engine, config.state.writer_queue_size,
                                   config.state.writer_batch_size)
         # Subscribed before the strategies, so a strategy reading features sees this event's.
-        self.features = FeatureEngine(bus, clock, self.books, config.features)
+        self.features = FeatureEngine(bus, clock, book_views, config.features)
         if config.features.enabled:
             self.features.subscribe()
         self.strategies = StrategyRunner(bus, clock, self.portfolio, self.instruments,

@@ -15,6 +15,9 @@ LAYERS = {
     "core": 0, "domain": 0, "clock": 0, "errors": 0,
     "events": 0.5,
     "bus": 1, "config": 1, "log": 1,
+    # The L2 book (OrderBook, its read-only BookView) sits below every component that reads it
+    # (feeds sync it; execution, features and strategies read it); it needs only core and domain.
+    "book": 1,
     "feeds": 2, "strategies": 2, "risk": 2, "execution": 2, "portfolio": 2, "store": 2,
     "features": 2,
     "server": 3, "systemd": 3,

@@ -31,7 +31,7 @@ from tradebot.config import FeedConfig
 from tradebot.domain import Instrument, InstrumentId
 from tradebot.errors import DataError, InvariantError
 from tradebot.events import BookSnapshot, FeedStatus
-from tradebot.feeds.book import BookSync, SequenceRule
+from tradebot.feeds.sync import BookSync, SequenceRule
 from tradebot.log import Throttle
 
 log = structlog.get_logger(__name__)

@@ -25,6 +25,7 @@ from decimal import Decimal
 import numpy as np
 import orjson
 
+from tradebot.book import OrderBook
 from tradebot.bus import Bus
 from tradebot.clock import Clock
 from tradebot.config import FeedConfig
@@ -34,7 +35,7 @@ from tradebot.domain import Instrument, InstrumentId, MarketKind, Side
 from tradebot.errors import DataError
 from tradebot.events import BookSnapshot, FundingRate, MarkPrice, Quote, Trade
 from tradebot.feeds.base import Feed, as_data_error
-from tradebot.feeds.book import OrderBook, Verdict
+from tradebot.feeds.sync import Verdict
 
 # --- declarations ------------------------------------------------------------------------
 
