@@ -34,9 +34,18 @@ def replay(path: Path, strategy: str) -> dict[str, object]:
            "--strategy", strategy]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)  # noqa: S603
     if done.returncode != 0:
-        return {"rc": done.returncode, "stderr": done.stderr.strip().splitlines()[-1:]}
+        return {"rc": done.returncode, "error": _error(done.stderr)}
     summary = json.loads(done.stdout)
     return {k: summary[k] for k in KEYS}
+
+
+def _error(stderr: str) -> str:
+    # The last log event's message, without its timestamp (which differs on every run).
+    last = (stderr.strip().splitlines() or [""])[-1]
+    try:
+        return str(json.loads(last).get("error", last))
+    except (ValueError, AttributeError):
+        return last
 
 
 def main() -> int:

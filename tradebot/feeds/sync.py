@@ -201,7 +201,7 @@ class BookSync:
                  buffered=buffered, resyncs=self.resyncs)
 
     def _set_state(self, state: BookState) -> None:
-        # The one place the state changes: the book's flag and the gauge follow it.
+        # Every state change after construction: the book's flag and the gauge follow it.
         self.state = state
         synced = state is BookState.SYNCED
         self.book.valid = synced
