@@ -61,6 +61,8 @@ class App:
             venue: build_feed(venue, insts, bus, clock) for venue, insts in run.feeds.items()
         }
         self.books = {iid: book for f in self.feeds.values() for iid, book in f.books.items()}
+        # The venue and the features read each book (BookView); the feeds keep it synced.
+        book_views = {iid: sync.book for iid, sync in self.books.items()}
         self.engine = db.create_db_engine(config.database_url())
         self.portfolio = Portfolio(bus, clock, self.instruments, config.paper.account_currency,
                                    config.paper.starting_cash, config.state.equity_interval_s)
@@ -68,7 +70,7 @@ class App:
                                config.paper.account_currency,
                                FeeSchedule(config.paper.fees).taker_rate)
         self.execution = ExecutionEngine(bus, clock)
-        self.venue = PaperVenue(self.execution, clock, bus, self.books, self.instruments,
+        self.venue = PaperVenue(self.execution, clock, bus, book_views, self.instruments,
                                 config.paper, self.portfolio)
         self.execution.attach(self.venue)
         self.liquidator = Liquidator(bus, clock, self.venue, self.instruments)
@@ -79,7 +81,7 @@ class App:
                                         config.paper.funding_interval_h)
         self.writer = StoreWriter(bus, self.engine, config.state.writer_queue_size,
                                   config.state.writer_batch_size)
-        self.features = FeatureEngine(bus, clock, self.books, config.features)
+        self.features = FeatureEngine(bus, clock, book_views, config.features)
         self.strategies = StrategyRunner(bus, clock, self.portfolio, self.instruments,
                                          self.features.features)
         traded = frozenset(self.books)

@@ -18,6 +18,9 @@ LAYERS = {
     "order": 0.25,
     "events": 0.5,
     "bus": 1, "config": 1, "log": 1, "lifecycle": 1,
+    # The L2 book (OrderBook, its read-only BookView) sits below every component that reads it
+    # (feeds sync it; execution, features and strategies read it); it needs only core and domain.
+    "book": 1,
     "feeds": 2, "strategies": 2, "risk": 2, "execution": 2, "portfolio": 2, "store": 2,
     "features": 2,
     # health (readiness, status, watchdog) and summary (what a run did) read the components.

@@ -10,7 +10,7 @@ Layout of one book (capacity `cap`):
   shift few elements;
 - `sizes[2, cap]` int64 size units; `counts[2]` int64 levels per side;
 - `top[4]` int64 written after every apply: best bid price, size, best ask price, size
-  (0 when a side is empty).
+  (0 when a side is empty), at the slots `TOP_BID`, `TOP_BID_SIZE`, `TOP_ASK`, `TOP_ASK_SIZE`.
 An update array `levels[k, 3]` holds (side, price units, size units): side 1 bid, -1 ask;
 size 0 removes the level (removing an absent level is normal and ignored).
 """
@@ -24,6 +24,12 @@ OK = 0
 CAPACITY = 1  # nothing applied: grow the arrays and call again
 CROSSED = 2  # applied, but best bid >= best ask: the book is invalid
 BAD_LEVEL = 3  # a negative price or size or an unknown side: nothing applied
+
+# Slots of `top` (numba compiles module-level ints as constants: naming them costs nothing).
+TOP_BID = 0  # best bid price units
+TOP_BID_SIZE = 1  # size units at the best bid
+TOP_ASK = 2  # best ask price units
+TOP_ASK_SIZE = 3  # size units at the best ask
 
 
 @njit(cache=True, nogil=True)
@@ -126,11 +132,11 @@ def _apply_side(keys: np.ndarray, sizes: np.ndarray, counts: np.ndarray, row: in
 def _write_top(keys: np.ndarray, sizes: np.ndarray, counts: np.ndarray, top: np.ndarray) -> int:
     nb = counts[0]
     na = counts[1]
-    top[0] = keys[0, nb - 1] if nb > 0 else 0
-    top[1] = sizes[0, nb - 1] if nb > 0 else 0
-    top[2] = -keys[1, na - 1] if na > 0 else 0
-    top[3] = sizes[1, na - 1] if na > 0 else 0
-    if nb > 0 and na > 0 and top[0] >= top[2]:
+    top[TOP_BID] = keys[0, nb - 1] if nb > 0 else 0
+    top[TOP_BID_SIZE] = sizes[0, nb - 1] if nb > 0 else 0
+    top[TOP_ASK] = -keys[1, na - 1] if na > 0 else 0
+    top[TOP_ASK_SIZE] = sizes[1, na - 1] if na > 0 else 0
+    if nb > 0 and na > 0 and top[TOP_BID] >= top[TOP_ASK]:
         return CROSSED
     return OK
 

@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-import numpy as np
-
 from tradebot.domain import Liquidity
 from tradebot.order import Order as Order  # the port's order: re-exported for venue adapters
 
@@ -68,30 +66,3 @@ class ExecutionClient(Protocol):
 
     def restore(self, order: Order, filled: Decimal, triggered: bool) -> None:
         """Take back an order that was open when the process stopped."""
-
-
-class BookLike(Protocol):
-    """The read-only book queries a simulated venue needs."""
-
-    keys: np.ndarray
-    sizes: np.ndarray
-    counts: np.ndarray
-    top: np.ndarray
-
-    def walk(self, taker_side: int, quantity_units: int, limit_units: int = 0) -> np.ndarray:
-        """Return (price units, size units) a taker would take, best level first."""
-
-    def mid_price(self) -> Decimal | None:
-        """Return the exact mid price."""
-
-
-class BookSource(Protocol):
-    """A book and whether it may be used (only a synced book may fill an order)."""
-
-    @property
-    def valid(self) -> bool:
-        """Return True while the book is synced."""
-
-    @property
-    def book(self) -> BookLike:
-        """Return the book."""

@@ -20,10 +20,10 @@ from typing import Protocol
 
 import numpy as np
 
+from tradebot.book import TOP_ASK, TOP_BID, BookView
 from tradebot.core.book import level_sizes
 from tradebot.domain import InstrumentId, Liquidity
 from tradebot.events import TimeInForce
-from tradebot.execution.base import BookLike, BookSource
 from tradebot.execution.orders import InstrumentOrders, SimOrder
 from tradebot.execution.queue import QueueModel, trade_fill
 
@@ -48,7 +48,7 @@ class FillSink(Protocol):
 class Matcher:
     """Per-instrument order sets and the matching rules over them."""
 
-    def __init__(self, books: Mapping[InstrumentId, BookSource], queue: QueueModel,
+    def __init__(self, books: Mapping[InstrumentId, BookView], queue: QueueModel,
                  sink: FillSink) -> None:
         self._books = books
         self.queue = queue
@@ -66,7 +66,7 @@ class Matcher:
 
     # --- queries ------------------------------------------------------------------------
 
-    def size_at(self, book: BookLike, row: int, price: int) -> int:
+    def size_at(self, book: BookView, row: int, price: int) -> int:
         """Return the displayed size at one price of a side (0 bids, 1 asks)."""
         rows, prices, out = self._one
         rows[0] = row
@@ -74,20 +74,20 @@ class Matcher:
         level_sizes(book.keys, book.sizes, book.counts, rows, prices, 1, out)
         return int(out[0])
 
-    def marketable(self, o: SimOrder, book: BookLike) -> bool:
+    def marketable(self, o: SimOrder, book: BookView) -> bool:
         """Return True when a limit order would take liquidity now."""
         top = book.top
         if o.side == 1:
-            return bool(top[2] > 0 and o.limit >= top[2])
-        return bool(top[0] > 0 and o.limit <= top[0])
+            return bool(top[TOP_ASK] > 0 and o.limit >= top[TOP_ASK])
+        return bool(top[TOP_BID] > 0 and o.limit <= top[TOP_BID])
 
-    def available(self, o: SimOrder, book: BookLike) -> int:
+    def available(self, o: SimOrder, book: BookView) -> int:
         """Return the units the order could take now within its limit (taken liquidity out)."""
         return sum(units for _, units in self._walk(o, book, o.remaining, commit=False))
 
     # --- order flow -----------------------------------------------------------------------
 
-    def execute(self, o: SimOrder, book: BookLike, ts: int, delay_ns: int) -> None:
+    def execute(self, o: SimOrder, book: BookView, ts: int, delay_ns: int) -> None:
         """Run an accepted (or just triggered) order against the book; rest or close the rest."""
         if o.is_market:
             self._take(o, book, ts, delay_ns)
@@ -106,7 +106,7 @@ class Matcher:
             return
         self.rest(o, book)
 
-    def rest(self, o: SimOrder, book: BookLike | None) -> None:
+    def rest(self, o: SimOrder, book: BookView | None) -> None:
         """Put an order at the back of its level (`book` None: queue unknown until a book)."""
         o.seq = next(self._seq)
         if book is None:
@@ -127,7 +127,7 @@ class Matcher:
         if st is not None:
             st.remove(o)
 
-    def _walk(self, o: SimOrder, book: BookLike, want: int, commit: bool) -> Levels:
+    def _walk(self, o: SimOrder, book: BookView, want: int, commit: bool) -> Levels:
         st = self.orders_of(o.inst.id)
         row = 1 if o.side == 1 else 0
         extra = st.taken_total(row) if st.taken else 0
@@ -147,7 +147,7 @@ class Matcher:
                 st.take(row, price, units, self.size_at(book, row, price))
         return got
 
-    def _take(self, o: SimOrder, book: BookLike, ts: int, delay_ns: int) -> None:
+    def _take(self, o: SimOrder, book: BookView, ts: int, delay_ns: int) -> None:
         got = self._walk(o, book, o.remaining, commit=True)
         units = sum(u for _, u in got)
         if units <= 0:
@@ -165,10 +165,9 @@ class Matcher:
         st = self.sets.get(iid)
         if st is None or st.idle:
             return
-        source = self._books.get(iid)
-        if source is None or not source.valid:
+        book = self._books.get(iid)
+        if book is None or not book.valid:
             return
-        book = source.book
         if st.dirty:
             st.rebuild()
         n = st.rows.shape[0]
@@ -180,8 +179,8 @@ class Matcher:
                 del st.taken[key]
                 st.dirty = True
         top = book.top
-        if (st.max_bid and top[2] and st.max_bid >= top[2]) or \
-                (st.min_ask and top[0] and st.min_ask <= top[0]):
+        if (st.max_bid and top[TOP_ASK] and st.max_bid >= top[TOP_ASK]) or \
+                (st.min_ask and top[TOP_BID] and st.min_ask <= top[TOP_BID]):
             self._cross(st, book, ts)
 
     def _update_queues(self, st: InstrumentOrders) -> None:
@@ -202,11 +201,12 @@ class Matcher:
             o.traded = 0
             known[i] = new
 
-    def _cross(self, st: InstrumentOrders, book: BookLike, ts: int) -> None:
+    def _cross(self, st: InstrumentOrders, book: BookView, ts: int) -> None:
         top = book.top
-        bids = sorted((o for o in st.resting if o.side == 1 and top[2] and o.limit >= top[2]),
+        ask, bid = top[TOP_ASK], top[TOP_BID]
+        bids = sorted((o for o in st.resting if o.side == 1 and ask and o.limit >= ask),
                       key=lambda o: (-o.limit, o.seq))
-        asks = sorted((o for o in st.resting if o.side == -1 and top[0] and o.limit <= top[0]),
+        asks = sorted((o for o in st.resting if o.side == -1 and bid and o.limit <= bid),
                       key=lambda o: (o.limit, o.seq))
         for o in bids + asks:
             got = self._walk(o, book, o.remaining, commit=True)
@@ -247,15 +247,15 @@ class Matcher:
                                 [(price, units)], "queue", ahead, ts, 0)
 
     def _fire(self, st: InstrumentOrders, iid: InstrumentId, price: int, ts: int) -> None:
-        source = self._books.get(iid)
+        book = self._books.get(iid)
         for o in [o for o in st.waiting if o.fires(price)]:
             st.waiting.remove(o)
             o.triggered = True
             self._sink.triggered(o, ts)
-            if source is None or not source.valid:
+            if book is None or not book.valid:
                 self._sink.close(o, "book_invalid_at_trigger", ts, 0)
                 continue
-            if o.order.spec.post_only and self.marketable(o, source.book):
+            if o.order.spec.post_only and self.marketable(o, book):
                 self._sink.close(o, "post_only_would_cross", ts, 0)
                 continue
-            self.execute(o, source.book, ts, 0)
+            self.execute(o, book, ts, 0)

@@ -17,13 +17,14 @@ from decimal import Decimal
 import structlog
 from prometheus_client import Counter
 
+from tradebot.book import BookView
 from tradebot.bus import Bus
 from tradebot.clock import Clock
 from tradebot.config import PaperConfig
 from tradebot.domain import Instrument, InstrumentId, Liquidity, MarketKind, OrderType
 from tradebot.events import BookUpdated, Trade
 from tradebot.execution.account import AccountView, VenueAccount
-from tradebot.execution.base import BookSource, ExecutionReports, FillInfo, Order
+from tradebot.execution.base import ExecutionReports, FillInfo, Order
 from tradebot.execution.checks import funds_reason, reduce_only_reason, static_reason
 from tradebot.execution.fees import FeeSchedule
 from tradebot.execution.latency import LatencyModel
@@ -49,7 +50,7 @@ class PaperVenue:
     """An ExecutionClient that simulates the venue against the local books and trades."""
 
     def __init__(self, reports: ExecutionReports, clock: Clock, bus: Bus,
-                 books: Mapping[InstrumentId, BookSource],
+                 books: Mapping[InstrumentId, BookView],
                  instruments: Mapping[InstrumentId, Instrument], config: PaperConfig,
                  account: AccountView) -> None:
         self._reports = reports
@@ -149,11 +150,10 @@ class PaperVenue:
         if o.closed:
             return
         order, inst = o.order, o.inst
-        source = self._books[inst.id]
-        if not source.valid:
+        book = self._books[inst.id]
+        if not book.valid:
             self._reject(o, "book_invalid", now)
             return
-        book = source.book
         o.arrived = True
         o.arrival_mid = book.mid_price()
         reason = self._check(o)
@@ -168,8 +168,8 @@ class PaperVenue:
 
     def _check(self, o: SimOrder) -> str | None:
         order, inst = o.order.spec, o.inst  # what the venue checks is the spec
-        src = self._books[inst.id].book
-        touch_units = int(src.top[2] if order.side > 0 else src.top[0])
+        src = self._books[inst.id]
+        touch_units = src.ask_units if order.side > 0 else src.bid_units
         touch = inst.price_from_units(touch_units) if touch_units > 0 else None
         reason = static_reason(order, inst, touch)
         if reason is not None:
@@ -178,7 +178,8 @@ class PaperVenue:
         o.limit = self._price_units(inst, order.limit_price)
         o.trigger = self._price_units(inst, order.trigger_price)
         if order.trigger is not None:
-            last = self.matcher.orders_of(inst.id).last_trade or int(src.top[0] + src.top[2]) // 2
+            last = (self.matcher.orders_of(inst.id).last_trade
+                    or (src.bid_units + src.ask_units) // 2)
             if o.fires(last):
                 return f"would_trigger_immediately: last price {inst.price_from_units(last)}"
         elif order.post_only and self.matcher.marketable(o, src):
@@ -268,10 +269,9 @@ class PaperVenue:
         if qty <= o.filled:
             return f"amend_below_filled: {spec.quantity} is not above the filled quantity"
         limit = self._price_units(inst, spec.limit_price)
-        source = self._books[inst.id]
-        if not source.valid:
+        book = self._books[inst.id]
+        if not book.valid:
             return "book_invalid"
-        book = source.book
         probe = replace(o, limit=limit)
         if spec.post_only and self.matcher.marketable(probe, book):
             return "post_only_would_cross: the new price would take liquidity"

@@ -30,8 +30,8 @@ from tradebot.config import FeedConfig
 from tradebot.domain import Instrument, InstrumentId
 from tradebot.errors import DataError, InvariantError
 from tradebot.events import BookSnapshot, FeedStatus
-from tradebot.feeds.book import BookSync
 from tradebot.feeds.spec import VenueSpec
+from tradebot.feeds.sync import BookSync
 from tradebot.log import Throttle
 
 log = structlog.get_logger(__name__)

@@ -25,9 +25,9 @@ from tradebot.domain import Instrument, InstrumentId, MarketKind, Side
 from tradebot.errors import DataError
 from tradebot.events import BookSnapshot, FundingRate, MarkPrice, Quote, Trade
 from tradebot.feeds.base import Feed, as_data_error
-from tradebot.feeds.book import Verdict
 from tradebot.feeds.parsing import Scratch, decode
 from tradebot.feeds.spec import VenueSpec
+from tradebot.feeds.sync import Verdict
 
 # --- declarations ------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from decimal import Decimal
 import numpy as np
 import orjson
 
+from tradebot.book import OrderBook
 from tradebot.bus import Bus
 from tradebot.clock import Clock
 from tradebot.config import FeedConfig
@@ -31,8 +32,8 @@ from tradebot.domain import Instrument, InstrumentId, MarketKind, Side
 from tradebot.errors import DataError
 from tradebot.events import BookSnapshot, Quote, Trade
 from tradebot.feeds.base import Feed, as_data_error
-from tradebot.feeds.book import OrderBook, Verdict
 from tradebot.feeds.spec import VenueSpec
+from tradebot.feeds.sync import Verdict
 
 # --- declarations ------------------------------------------------------------------------
 

@@ -32,9 +32,9 @@ from tradebot.domain import Instrument, InstrumentId, MarketKind, Side
 from tradebot.errors import DataError
 from tradebot.events import BookSnapshot, Quote, Trade
 from tradebot.feeds.base import Feed
-from tradebot.feeds.book import Verdict
 from tradebot.feeds.parsing import Scratch, decode, finite
 from tradebot.feeds.spec import VenueSpec
+from tradebot.feeds.sync import Verdict
 
 # --- declarations ------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from decimal import Decimal
 import numpy as np
 import orjson
 
+from tradebot.book import OrderBook
 from tradebot.bus import Bus
 from tradebot.clock import Clock
 from tradebot.core import checksum as kcheck
@@ -33,8 +34,8 @@ from tradebot.domain import Instrument, InstrumentId, MarketKind, Side
 from tradebot.errors import DataError
 from tradebot.events import BookSnapshot, FundingRate, MarkPrice, Quote, Trade
 from tradebot.feeds.base import Feed, as_data_error
-from tradebot.feeds.book import OrderBook, Verdict
 from tradebot.feeds.spec import VenueSpec
+from tradebot.feeds.sync import Verdict
 
 # --- declarations ------------------------------------------------------------------------
 

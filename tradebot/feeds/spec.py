@@ -15,7 +15,7 @@ from tradebot.config import FeedConfig
 from tradebot.domain import Instrument
 from tradebot.errors import DataError
 from tradebot.events import BookSnapshot
-from tradebot.feeds.book import SequenceRule
+from tradebot.feeds.sync import SequenceRule
 
 # (REST base URL, instrument, configured snapshot depth) -> the URL of a REST depth snapshot.
 SnapshotUrl = Callable[[str, Instrument, int], str]

@@ -42,7 +42,9 @@ def test_apply_matches_a_dict_reference_and_reports_crossing(batches: list) -> N
         assert got_bids == bids and got_asks == asks
         best_bid = max(bids, default=0)
         best_ask = min(asks, default=0)
-        assert (top[0], top[2]) == (best_bid, best_ask)
+        assert (top[kbook.TOP_BID], top[kbook.TOP_ASK]) == (best_bid, best_ask)
+        assert top[kbook.TOP_BID_SIZE] == bids.get(best_bid, 0)
+        assert top[kbook.TOP_ASK_SIZE] == asks.get(best_ask, 0)
         crossed = bool(bids) and bool(asks) and best_bid >= best_ask
         assert status == (kbook.CROSSED if crossed else kbook.OK)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from tradebot.book import OrderBook
 from tradebot.bus import Bus
 from tradebot.clock import SimClock
 from tradebot.config import FeeConfig, LatencyConfig, PaperConfig
@@ -23,7 +24,6 @@ from tradebot.events import (
 )
 from tradebot.execution.engine import ExecutionEngine
 from tradebot.execution.paper import PaperVenue
-from tradebot.feeds.book import OrderBook
 from tradebot.order import OrderSpec
 from tradebot.portfolio.portfolio import Portfolio
 
@@ -46,14 +46,6 @@ def latency(entry_ms: float, response_ms: float) -> dict[str, LatencyConfig]:
     return {"sim": cfg, "simspot": cfg}
 
 
-class Source:
-    """A BookSource over a real OrderBook."""
-
-    def __init__(self, book: OrderBook) -> None:
-        self.book = book
-        self.valid = True
-
-
 class Harness:
     """Drive the paper venue by hand: set book levels, print trades, submit orders."""
 
@@ -64,12 +56,14 @@ class Harness:
         self.clock = SimClock(START_NS)
         self.bus = bus = Bus()
         self.instruments = {PERP.id: PERP, SPOT.id: SPOT}
-        self.sources = {iid: Source(OrderBook(i)) for iid, i in self.instruments.items()}
+        self.books = {iid: OrderBook(i) for iid, i in self.instruments.items()}
+        for book in self.books.values():
+            book.valid = True  # no feed syncs these: the test sets the levels by hand
         self.portfolio = Portfolio(bus, self.clock, self.instruments, "USDT", Decimal(10_000),
                                    3600.0)
         self.portfolio.start()
         self.engine = ExecutionEngine(bus, self.clock)
-        self.venue = PaperVenue(self.engine, self.clock, bus, self.sources, self.instruments,
+        self.venue = PaperVenue(self.engine, self.clock, bus, self.books, self.instruments,
                                 self.config, self.portfolio)
         self.engine.attach(self.venue)
         self.engine.start()
@@ -87,7 +81,7 @@ class Harness:
         arr = np.array([[side, int(Decimal(p).scaleb(inst.price_decimals)),
                          int(Decimal(s).scaleb(inst.size_decimals))] for side, p, s in rows],
                        np.int64).reshape(-1, 3)
-        book = self.sources[inst.id].book
+        book = self.books[inst.id]
         book.apply(arr, arr.shape[0])
         self.bus.publish(BookUpdated(instrument=inst.id, best_bid=book.best_bid,
                                      best_bid_size=0.0, best_ask=book.best_ask,

@@ -97,6 +97,6 @@ def test_an_invalid_book_at_arrival_rejects_the_order() -> None:
     h = Harness(latency=latency(10, 0))
     h.levels(PERP, bids=[("99.9", "1")], asks=[("100.0", "1")])
     oid = h.submit(PERP, Side.BUY, "1", OrderType.MARKET)
-    h.sources[PERP.id].valid = False
+    h.books[PERP.id].valid = False
     h.advance(10)
     assert h.status(oid) is OrderStatus.REJECTED and h.reason(oid) == "book_invalid"

@@ -11,12 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import data_file, metric
+from tradebot.book import OrderBook
 from tradebot.bus import Bus
 from tradebot.core import book as kbook
 from tradebot.core import checksum as kcheck
 from tradebot.domain import Instrument, InstrumentId, MarketKind
 from tradebot.events import BookInvalidated, BookSnapshot, BookUpdated
-from tradebot.feeds.book import BookState, BookSync, OrderBook, Verdict
+from tradebot.feeds.sync import BookState, BookSync, Verdict
 
 INST = Instrument(id=InstrumentId("ETH-BTC", "test"), venue_symbol="ETHBTC", kind=MarketKind.SPOT,
                   base="ETH", quote="BTC", tick_size=Decimal("0.00001"),

@@ -20,8 +20,8 @@ from tradebot.domain import InstrumentId, MarketKind, Side
 from tradebot.errors import DataError
 from tradebot.events import BookInvalidated, Quote, Trade
 from tradebot.feeds import kraken
-from tradebot.feeds.book import BookState
 from tradebot.feeds.replay import read_rest_lines
+from tradebot.feeds.sync import BookState
 
 
 def instruments() -> dict[str, kraken.Instrument]:

@@ -26,8 +26,8 @@ from tradebot.errors import DataError
 from tradebot.events import BookInvalidated, FundingRate, MarkPrice, Quote, Trade
 from tradebot.feeds import kraken_futures as kf
 from tradebot.feeds.base import Feed
-from tradebot.feeds.book import BookState, BookSync
 from tradebot.feeds.replay import read_entries, read_rest_lines
+from tradebot.feeds.sync import BookState, BookSync
 
 NAME = "KRAKEN_FUTURES"
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -12,12 +12,12 @@ import orjson
 import pytest
 
 from tests.conftest import data_file, metric
+from tradebot.book import OrderBook
 from tradebot.bus import Bus
 from tradebot.clock import SimClock
 from tradebot.domain import Instrument, InstrumentId
 from tradebot.events import Quote, Trade
 from tradebot.feeds import kucoin
-from tradebot.feeds.book import OrderBook
 from tradebot.feeds.replay import ReplayDriver, inspect
 
 SUBSCRIBED = ["EQZ-BTC", "ANKR-BTC", "SNX-BTC", "FET-BTC", "BCHSV-USDT", "NRG-BTC", "CAPP-BTC",

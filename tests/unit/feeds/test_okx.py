@@ -18,8 +18,8 @@ from tradebot.config import FeedConfig
 from tradebot.domain import InstrumentId, MarketKind, Side
 from tradebot.events import FundingRate, MarkPrice, Quote, Trade
 from tradebot.feeds import okx
-from tradebot.feeds.book import BookState
 from tradebot.feeds.replay import read_rest_lines
+from tradebot.feeds.sync import BookState
 
 
 def instruments() -> dict[str, okx.Instrument]:

@@ -10,7 +10,6 @@ import orjson
 
 from tradebot.errors import DataError
 from tradebot.feeds import okx
-from tradebot.feeds.book import BookSync
 from tradebot.feeds.replay_server.server import (
     PROTOCOLS,
     BaseProtocol,
@@ -18,6 +17,7 @@ from tradebot.feeds.replay_server.server import (
     canonical,
     levels,
 )
+from tradebot.feeds.sync import BookSync
 
 
 class OkxProtocol(BaseProtocol):

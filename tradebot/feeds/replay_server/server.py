@@ -22,7 +22,6 @@ from tradebot.clock import SimClock, monotonic
 from tradebot.domain import Instrument
 from tradebot.errors import DataError
 from tradebot.feeds.base import Feed
-from tradebot.feeds.book import BookSync
 from tradebot.feeds.recorded import is_instrument_list, snapshot_instrument
 from tradebot.feeds.registry import build_feed
 from tradebot.feeds.replay import (
@@ -32,6 +31,7 @@ from tradebot.feeds.replay import (
     read_lines,
     read_rest_lines,
 )
+from tradebot.feeds.sync import BookSync
 
 # Named after the package, as the one module was: log lines keep their `logger` field.
 log = structlog.get_logger(__package__)

@@ -6,7 +6,6 @@ import importlib
 import math
 import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 import tradebot.core
 from tests.conftest import metric
 from tests.unit.core.realdata import binance_book_ticker, xrp_eth_trades
+from tradebot.book import OrderBook
 from tradebot.bus import Bus
 from tradebot.clock import SimClock
 from tradebot.config import DEFAULT_INSTRUMENTS, FeaturesConfig
@@ -25,7 +25,6 @@ from tradebot.core.warmup import MODULES
 from tradebot.domain import Instrument, InstrumentId, Side
 from tradebot.events import Bar, BookUpdated, Trade
 from tradebot.features import FeatureEngine
-from tradebot.feeds.book import OrderBook
 
 XRP = InstrumentId("XRP-ETH", "binance")
 MINUTE = 60_000_000_000
@@ -37,18 +36,10 @@ def trade(price: float, size: float, ts: int, side: Side = Side.BUY,
                  ts_event=ts, ts_init=ts)
 
 
-@dataclass
-class Source:
-    """Stands for the feeds' BookSync: the engine reads its `.book`."""
-
-    book: OrderBook
-
-
 def engine(clock: SimClock, books: dict[InstrumentId, OrderBook] | None = None,
            interval_s: float = 60.0) -> tuple[Bus, FeatureEngine, list[Bar]]:
     bus = Bus()
-    sources = {iid: Source(b) for iid, b in (books or {}).items()}
-    eng = FeatureEngine(bus, clock, sources, FeaturesConfig(bar_interval_s=interval_s))
+    eng = FeatureEngine(bus, clock, books or {}, FeaturesConfig(bar_interval_s=interval_s))
     eng.start()
     published: list[Bar] = []
     bus.subscribe(Bar, published.append)

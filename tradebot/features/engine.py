@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from typing import Protocol
 
 import numpy as np
 import structlog
 from prometheus_client import Counter
 
+from tradebot.book import BookView
 from tradebot.bus import Bus
 from tradebot.clock import Clock, TimerHandle
 from tradebot.config import FeaturesConfig
@@ -50,37 +50,6 @@ REASONS = {
     fused.INCONSISTENT: "inconsistent",
     fused.BAD_SHAPE: "bad_shape",
 }
-
-
-class _Units(Protocol):
-    @property
-    def price_decimals(self) -> int: ...
-
-    @property
-    def size_decimals(self) -> int: ...
-
-
-class BookArrays(Protocol):
-    """What the engine reads of an order book (feeds' `OrderBook`): its level arrays."""
-
-    @property
-    def instrument(self) -> _Units: ...
-
-    @property
-    def keys(self) -> np.ndarray: ...
-
-    @property
-    def sizes(self) -> np.ndarray: ...
-
-    @property
-    def counts(self) -> np.ndarray: ...
-
-
-class BookSource(Protocol):
-    """A synced book as the feeds keep it (`BookSync`): the engine reads only `.book`."""
-
-    @property
-    def book(self) -> BookArrays: ...
 
 
 class _Instrument:
@@ -125,7 +94,7 @@ class FeatureView(Mapping[str, float]):
 class FeatureEngine:
     """Own every instrument's feature state; update it from the bus; publish completed bars."""
 
-    def __init__(self, bus: Bus, clock: Clock, books: Mapping[InstrumentId, BookSource],
+    def __init__(self, bus: Bus, clock: Clock, books: Mapping[InstrumentId, BookView],
                  config: FeaturesConfig, bar_params: BarFeatureParams | None = None,
                  micro_params: MicroFeatureParams | None = None) -> None:
         self._bus = bus
@@ -197,17 +166,13 @@ class FeatureEngine:
 
     def on_book(self, event: BookUpdated) -> None:
         """Feed the top levels of the instrument's book to its microstructure features."""
-        source = self._books.get(event.instrument)
-        if source is None:
+        book = self._books.get(event.instrument)
+        if book is None:
             return
         state = self._state(event.instrument)
-        book = source.book
-        # Dividing by the exact power of ten gives the float nearest the decimal price.
-        units = book.instrument
         code = fused.update_book_levels(
-            state.micro_state, book.keys, book.sizes, book.counts,
-            float(10**units.price_decimals), float(10**units.size_decimals), state.book,
-            state.micro_out)
+            state.micro_state, book.keys, book.sizes, book.counts, book.price_scale,
+            book.size_scale, state.book, state.micro_out)
         if code == fused.OK:
             state.seen["book"] += 1
         else:

@@ -1,10 +1,11 @@
-"""Local L2 books and the state machine that keeps them bridged to the venue's sequence.
+"""The state machine that keeps each local L2 book bridged to the venue's sequence.
 
 A book is SYNCED (valid, published) or BUFFERING (no snapshot yet) or RESYNCING (a gap, a
 crossed book, a checksum mismatch, a stale or lost stream made it invalid). While not synced,
 deltas are buffered and a snapshot is requested; the venue's `SequenceRule` decides how the
 snapshot bridges the buffered deltas and whether each later delta continues the chain. An
-invalid book is never published, so no strategy sees it and no paper order fills against it.
+invalid book is never published, so no strategy sees it and no paper order fills against it:
+the book's `valid` flag (what readers of its `BookView` check) follows the state.
 
 Venues with a book checksum set `BookSync.checker`; a delta or snapshot that carries the
 venue's checksum is verified after it is applied, and a mismatch invalidates the book. Venues
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from decimal import Decimal
 from enum import StrEnum
 from typing import Literal, Protocol
 
@@ -25,9 +25,9 @@ import numpy as np
 import structlog
 from prometheus_client import Counter, Gauge
 
+from tradebot.book import TOP_ASK, TOP_ASK_SIZE, TOP_BID, TOP_BID_SIZE, OrderBook
 from tradebot.bus import Bus
 from tradebot.core import book as kbook
-from tradebot.core import checksum as kcheck
 from tradebot.domain import Instrument, InstrumentId
 from tradebot.errors import InvariantError
 from tradebot.events import BookDelta, BookInvalidated, BookSnapshot, BookUpdated
@@ -74,74 +74,6 @@ class BookState(StrEnum):
     BUFFERING = "buffering"
     SYNCED = "synced"
     RESYNCING = "resyncing"
-
-
-class OrderBook:
-    """The arrays of one L2 book and read-only queries over them."""
-
-    def __init__(self, instrument: Instrument, capacity: int = 2048,
-                 max_levels: int = 1000) -> None:
-        self.instrument = instrument
-        self.max_levels = max_levels
-        self.keys, self.sizes, self.counts, self.top = kbook.new_book(capacity)
-        self._px_div = float(10**instrument.price_decimals)
-        self._sz_div = float(10**instrument.size_decimals)
-
-    def apply(self, levels: np.ndarray, n: int) -> int:
-        """Apply `levels[:n]`, growing the arrays when full; return the kernel status."""
-        status = kbook.book_apply(self.keys, self.sizes, self.counts, levels, n, self.top,
-                                  self.max_levels)
-        while status == kbook.CAPACITY:
-            self._grow(int(self.counts.max()) + n)
-            status = kbook.book_apply(self.keys, self.sizes, self.counts, levels, n, self.top,
-                                      self.max_levels)
-        return status
-
-    def _grow(self, needed: int) -> None:
-        cap = max(needed, 2 * self.keys.shape[1])
-        for name in ("keys", "sizes"):
-            old = getattr(self, name)
-            new = np.zeros((2, cap), np.int64)
-            new[:, : old.shape[1]] = old
-            setattr(self, name, new)
-
-    def clear(self) -> None:
-        """Remove every level."""
-        kbook.book_clear(self.counts, self.top)
-
-    def truncate(self, depth: int) -> None:
-        """Keep the best `depth` levels of each side (the venue sends no deletes beyond it)."""
-        kcheck.book_truncate(self.keys, self.sizes, self.counts, depth)
-
-    @property
-    def best_bid(self) -> float:
-        """Best bid price as a float (0.0 when the side is empty)."""
-        return float(self.top[0]) / self._px_div
-
-    @property
-    def best_ask(self) -> float:
-        """Best ask price as a float (0.0 when the side is empty)."""
-        return float(self.top[2]) / self._px_div
-
-    def mid_price(self) -> Decimal | None:
-        """Return the exact mid price, or None when a side is empty."""
-        if self.counts[0] == 0 or self.counts[1] == 0:
-            return None
-        return self.instrument.price_from_units(int(self.top[0]) + int(self.top[2])) / 2
-
-    def levels(self, side: int, depth: int) -> list[tuple[Decimal, Decimal]]:
-        """Return the best `depth` levels of a side (1 bids, -1 asks) as exact Decimals."""
-        out = np.zeros((depth, 2), np.int64)
-        k = kbook.book_levels(self.keys, self.sizes, self.counts, 0 if side == 1 else 1, depth, out)
-        inst = self.instrument
-        return [(inst.price_from_units(int(p)), inst.size_from_units(int(s))) for p, s in out[:k]]
-
-    def walk(self, taker_side: int, quantity_units: int, limit_units: int = 0) -> np.ndarray:
-        """Return the (price units, size units) a taker would take, best level first."""
-        out = np.zeros((int(self.counts.max()) + 1, 2), np.int64)
-        k = kbook.book_walk(self.keys, self.sizes, self.counts, taker_side, quantity_units,
-                            limit_units, out)
-        return out[:k]
 
 
 class BookSync:
@@ -264,10 +196,16 @@ class BookSync:
             return  # a snapshot resent to a valid book (Bybit depth 1): not a state change
         if self.state is BookState.RESYNCING:
             self.resyncs += 1
-        self.state = BookState.SYNCED
-        self._valid_metric.set(1)
+        self._set_state(BookState.SYNCED)
         log.info("book_synced", instrument=str(self.instrument.id), sequence=self.last_seq,
                  buffered=buffered, resyncs=self.resyncs)
+
+    def _set_state(self, state: BookState) -> None:
+        # Every state change after construction: the book's flag and the gauge follow it.
+        self.state = state
+        synced = state is BookState.SYNCED
+        self.book.valid = synced
+        self._valid_metric.set(1 if synced else 0)
 
     def _load(self, levels: np.ndarray, checksum: int | None, ts_event: int,
               ts_init: int) -> bool:
@@ -297,8 +235,7 @@ class BookSync:
         was_valid = self.state is BookState.SYNCED
         self._clear_buffer()
         self.book.clear()
-        self.state = BookState.RESYNCING if self.snapshots else BookState.BUFFERING
-        self._valid_metric.set(0)
+        self._set_state(BookState.RESYNCING if self.snapshots else BookState.BUFFERING)
         if was_valid:
             BOOK_RESYNCS.labels(self.instrument.id.venue, self.instrument.id.symbol, reason).inc()
             self._bus.publish(BookInvalidated(instrument=self.instrument.id, reason=reason,
@@ -325,11 +262,13 @@ class BookSync:
     def _publish(self, ts_event: int, ts_init: int) -> None:
         book = self.book
         self.last_update_ns = ts_init
-        inst = self.instrument
+        # One read of the top as Python ints: int / float rounds exactly as float(int64) / float.
+        top = book.top.tolist()
+        px, sz = book.price_scale, book.size_scale
         self._bus.publish(BookUpdated(
-            instrument=inst.id, best_bid=book.best_bid,
-            best_bid_size=float(book.top[1]) / book._sz_div, best_ask=book.best_ask,
-            best_ask_size=float(book.top[3]) / book._sz_div, ts_event=ts_event, ts_init=ts_init,
+            instrument=self.instrument.id, best_bid=top[TOP_BID] / px,
+            best_bid_size=top[TOP_BID_SIZE] / sz, best_ask=top[TOP_ASK] / px,
+            best_ask_size=top[TOP_ASK_SIZE] / sz, ts_event=ts_event, ts_init=ts_init,
         ))
 
     def _checksum_matches(self, expected: int, ts_event: int, ts_init: int) -> bool:
@@ -373,8 +312,7 @@ class BookSync:
 
     def _resync(self, reason: str, ts_event: int, ts_init: int) -> None:
         was_valid = self.state is BookState.SYNCED
-        self.state = BookState.RESYNCING
-        self._valid_metric.set(0)
+        self._set_state(BookState.RESYNCING)
         BOOK_RESYNCS.labels(self.instrument.id.venue, self.instrument.id.symbol, reason).inc()
         if was_valid:
             self._bus.publish(BookInvalidated(instrument=self.instrument.id, reason=reason,
