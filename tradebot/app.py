@@ -30,9 +30,10 @@ from tradebot.health import Health
 from tradebot.lifecycle import Component, Lifecycle
 from tradebot.portfolio.funding import FundingScheduler
 from tradebot.portfolio.portfolio import Portfolio
+from tradebot.recovery import recover_portfolio, restore_open_orders
 from tradebot.risk.engine import RiskEngine
-from tradebot.server.api import orders_json
-from tradebot.server.http import HttpServer, Readiness, build_app
+from tradebot.server.api import daemon_api
+from tradebot.server.http import HttpServer
 from tradebot.store import db
 from tradebot.store.writer import StoreWriter
 from tradebot.strategies.base import StrategyRunner
@@ -61,7 +62,8 @@ class App:
             venue: build_feed(venue, insts, bus, clock) for venue, insts in run.feeds.items()
         }
         self.books = {iid: book for f in self.feeds.values() for iid, book in f.books.items()}
-        # The venue and the features read each book (BookView); the feeds keep it synced.
+        # The venue, the features and the strategies read each book (BookView); the feeds
+        # keep it synced.
         book_views = {iid: sync.book for iid, sync in self.books.items()}
         self.engine = db.create_db_engine(config.database_url())
         self.portfolio = Portfolio(bus, clock, self.instruments, config.paper.account_currency,
@@ -83,7 +85,7 @@ class App:
                                   config.state.writer_batch_size)
         self.features = FeatureEngine(bus, clock, book_views, config.features)
         self.strategies = StrategyRunner(bus, clock, self.portfolio, self.instruments,
-                                         self.features.features)
+                                         self.features.features, book_views)
         traded = frozenset(self.books)
         for sc in config.strategies:
             wanted = frozenset(InstrumentId.parse(t) for t in sc.instruments) or traded
@@ -121,32 +123,17 @@ class App:
         store subscribe, so they are not counted or written twice), start the components, then
         put the orders open at the last stop back at the venue.
         """
-        db.migrate(self.engine)
-        cash = db.load_starting_cash(self.engine, self.portfolio.currency,
-                                     self.config.paper.starting_cash, self.clock.now_ns())
-        self.portfolio.set_starting_cash(cash)
-        fills = db.load_fills(self.engine)
-        for fill in fills:
-            self.portfolio.on_fill(fill)
-        for payment in db.load_funding(self.engine):
-            self.portfolio.on_funding(payment)
-        log.info("portfolio_rebuilt", fills=len(fills), cash=str(self.portfolio.cash()),
-                 equity=str(self.portfolio.equity()))
-        stored = db.count_orders(self.engine)
-        self.risk.continue_ids(stored)
-        self.liquidator.continue_ids(stored)
+        recovered = recover_portfolio(self.engine, self.portfolio,
+                                      self.config.paper.starting_cash, self.clock.now_ns())
+        self.risk.continue_ids(recovered.orders)
+        self.liquidator.continue_ids(recovered.orders)
         self.lifecycle.start(through=TRADING_STARTS_AFTER)
-        self._restore_orders()
-        return len(fills)
+        restore_open_orders(self.engine, self.execution)
+        return recovered.fills
 
     def start_trading(self) -> None:
         """Start the strategies (the books are synced, or a replay begins)."""
         self.lifecycle.start()
-
-    def _restore_orders(self) -> None:
-        """Put the orders open at the last stop back at the venue (queue from the next book)."""
-        for state in db.load_open_orders(self.engine):
-            self.execution.restore(state)
 
     def register_metrics(self) -> None:
         """Expose scrape-time collectors."""
@@ -174,11 +161,8 @@ class App:
         self.register_metrics()
         server = None
         if self.config.server.enabled:
-            web = build_app(Readiness(self.health.readiness), self.portfolio.snapshot,
-                            lambda: db.recent_fills(self.engine),
-                            lambda: orders_json(self.execution.orders.values()),
-                            bars=lambda iid, n: db.recent_bars(self.engine, iid, n),
-                            features=self.features.snapshot)
+            web = daemon_api(self.health, self.portfolio, self.engine, self.execution,
+                             self.features)
             server = HttpServer(web, self.config.server.host, self.config.server.port)
             await server.start()
             self.server = server

@@ -24,7 +24,8 @@ LAYERS = {
     "feeds": 2, "strategies": 2, "risk": 2, "execution": 2, "portfolio": 2, "store": 2,
     "features": 2,
     # health (readiness, status, watchdog) and summary (what a run did) read the components.
-    "server": 3, "systemd": 3, "health": 3, "summary": 3,
+    # recovery rebuilds the portfolio and open orders from the store (it joins three peers).
+    "server": 3, "systemd": 3, "health": 3, "summary": 3, "recovery": 3,
     "app": 4,
     "cli": 5, "__main__": 5,
 }

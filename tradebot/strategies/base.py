@@ -9,6 +9,7 @@ from typing import Any
 import structlog
 from prometheus_client import Counter
 
+from tradebot.book import BookView
 from tradebot.bus import Bus
 from tradebot.clock import Clock
 from tradebot.domain import (
@@ -103,9 +104,11 @@ class StrategyContext:
 
     def __init__(self, name: str, bus: Bus, clock: Clock, portfolio: PortfolioView,
                  instruments: Mapping[InstrumentId, Instrument],
-                 features: FeaturesOf = _no_features) -> None:
+                 features: FeaturesOf = _no_features,
+                 books: Mapping[InstrumentId, BookView] | None = None) -> None:
         self.name = name
         self._features = features
+        self._books: Mapping[InstrumentId, BookView] = books or {}
         self.clock = clock
         self.portfolio = portfolio
         self.instruments = instruments
@@ -116,6 +119,13 @@ class StrategyContext:
     def features(self, instrument: InstrumentId) -> Mapping[str, float]:
         """Return the read-only features of `instrument`: name -> value, NaN until warm."""
         return self._features(instrument)
+
+    def book(self, instrument: InstrumentId) -> BookView | None:
+        """Return the read-only L2 book of `instrument` (None when no feed follows it).
+
+        Check `valid` before reading it: a book is valid only while its feed is synced.
+        """
+        return self._books.get(instrument)
 
     def submit(self, instrument: InstrumentId, side: Side, quantity: Decimal, *,
                order_type: OrderType = OrderType.MARKET, limit_price: Decimal | None = None,
@@ -157,9 +167,11 @@ class StrategyRunner:
 
     def __init__(self, bus: Bus, clock: Clock, portfolio: PortfolioView,
                  instruments: Mapping[InstrumentId, Instrument],
-                 features: FeaturesOf = _no_features) -> None:
+                 features: FeaturesOf = _no_features,
+                 books: Mapping[InstrumentId, BookView] | None = None) -> None:
         self._bus = bus
         self._features = features
+        self._books = books
         self._clock = clock
         self._portfolio = portfolio
         self._instruments = instruments
@@ -175,7 +187,7 @@ class StrategyRunner:
     def add(self, strategy: Strategy, instruments: frozenset[InstrumentId] | None) -> None:
         """Register a strategy for `instruments` (None: all)."""
         strategy.bind(StrategyContext(strategy.name, self._bus, self._clock, self._portfolio,
-                                      self._instruments, self._features))
+                                      self._instruments, self._features, self._books))
         self._strategies.append((strategy, instruments))
         if self._running:
             self._subscribe_market()
