@@ -13,8 +13,8 @@ import pytest
 from tests.conftest import data_file
 from tests.unit.core.realdata import Candles
 from tradebot.cli import main
-from tradebot.cli.features import HEADER, compute, parse_date, read_candles
 from tradebot.core.fused_layout import bar_layout
+from tradebot.features.candles import HEADER, compute, parse_date, read_candles
 
 CANDLES = ("XRP_ETH-1m", "ETH_BTC-5m")
 
