@@ -10,6 +10,7 @@ builds; only `load_config` knows the root `Config` and its cross-key checks.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import typing
@@ -18,7 +19,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tradebot.config.schema import VENUES, Config
+from tradebot.config.schema import STRATEGY_KINDS, VENUES, Config
 from tradebot.config.validate import validate
 from tradebot.errors import ConfigError
 
@@ -74,10 +75,21 @@ class _Loader:
         if tp is Decimal:
             return self.to_decimal(value, key)
         if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+            return self.to_float(value, key)
         if tp in (str, int, bool) and type(value) is tp:
             return value
         raise self.fail(key, f"expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+
+    def to_float(self, value: float, key: str) -> float:
+        # NaN and inf pass no range rule (every comparison with NaN is false) and would switch
+        # off what they configure, so no float key takes them, whatever its rules.
+        try:
+            number = float(value)
+        except OverflowError:
+            raise self.fail(key, f"{value} is too large for a float") from None
+        if not math.isfinite(number):
+            raise self.fail(key, f"expected a finite number, got {value!r}")
+        return number
 
     def to_decimal(self, value: Any, key: str) -> Decimal:
         if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
@@ -113,26 +125,36 @@ def _type_name(tp: Any) -> str:
 def _set_path(tree: dict[str, Any], parts: list[str], value: Any, var: str, root: type) -> None:
     node: Any = tree
     for i, part in enumerate(parts):
-        last = i == len(parts) - 1
+        key = ".".join(parts[:i + 1])
+        if not part:
+            raise ConfigError("empty key between '__' separators", key=key, source=var)
         if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(f"no list item {part}", key=".".join(parts[:i + 1]), source=var)
-            if last:
-                node[int(part)] = value
-            else:
-                node = node[int(part)]
-            continue
-        if last:
-            node[part] = value
+            if not (part.isascii() and part.isdigit()) or int(part) >= len(node):
+                raise ConfigError(f"no list item {part}", key=key, source=var)
+            index: Any = int(part)
+        elif isinstance(node, dict):
+            index = part
+            if i < len(parts) - 1 and part not in node:
+                node[part] = _default_subtree(root, parts[: i + 1])
         else:
-            node = node.setdefault(part, _default_subtree(root, parts[: i + 1]))
+            # The path runs through a plain value (`server.port.x`): nothing to set there.
+            raise ConfigError("not a table or a list", key=".".join(parts[:i]), source=var)
+        if i == len(parts) - 1:
+            node[index] = value
+        else:
+            node = node[index]
 
 
 def _default_subtree(root: type, parts: list[str]) -> Any:
     """Return the defaults under a path as plain data, so an env var can edit one list item."""
     node: Any = _as_data(root())
     for part in parts:
-        node = node[int(part)] if isinstance(node, list) else node.get(part, {})
+        if isinstance(node, list) and part.isascii() and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            node = node.get(part, {})
+        else:
+            return {}  # no default there (an item the file added): the file's value stands
     return node
 
 
@@ -147,10 +169,12 @@ def _as_data(value: Any) -> Any:
 
 
 def _parse_env_value(raw: str) -> Any:
+    # A TOML value, else the text itself; `1\nx = 2` is text, not a value with a second key.
     try:
-        return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
+        parsed = tomllib.loads(f"v = {raw}")
+    except (tomllib.TOMLDecodeError, RecursionError):
         return raw
+    return parsed["v"] if len(parsed) == 1 else raw
 
 
 def _apply_env(tree: dict[str, Any], environ: Mapping[str, str], root: type) -> list[str]:
@@ -170,8 +194,19 @@ def _read_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError("file not found", source=str(path)) from None
+    except IsADirectoryError:
+        raise ConfigError("is a directory, not a config file", source=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", source=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+                          f"{exc.start}); TOML files are UTF-8", source=str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML: {exc}", source=str(path)) from None
+    except RecursionError:
+        raise ConfigError("invalid TOML: nested too deeply", source=str(path)) from None
+    except ValueError as exc:  # after its subclasses above: here a NUL byte in the path
+        raise ConfigError(f"not a usable path ({exc})", source=repr(str(path))) from None
 
 
 def build_section(cls: type[T], data: Mapping[str, Any], key: str, source: str = "") -> T:
@@ -182,12 +217,14 @@ def build_section(cls: type[T], data: Mapping[str, Any], key: str, source: str =
 
 
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None, *,
-                venues: Collection[str] | None = None) -> Config:
+                venues: Collection[str] | None = None,
+                strategy_kinds: Collection[str] | None = None) -> Config:
     """Load the config from `path` (or the defaults) and apply `TRADEBOT_*` overrides.
 
     `venues` are the venue names a feed may name (the feed registry's, which this layer may not
-    import): the CLI passes them, so an unknown venue is a config error; without them feed
-    venues are not checked here (building the feed still refuses an unknown one).
+    import) and `strategy_kinds` the kinds a strategy may name (the strategy registry's): the
+    CLI passes them, so an unknown one is a config error; without them they are not checked
+    here (building the feed or the strategy still refuses an unknown one).
     """
     environ = os.environ if environ is None else environ
     tree: dict[str, Any] = {}
@@ -198,7 +235,8 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     env_vars = _apply_env(tree, environ, Config)
     if env_vars:
         source = f"{source} + {', '.join(env_vars)}"
-    choices = {VENUES: tuple(venues)} if venues is not None else {}
+    choices = {name: tuple(given) for name, given in
+               ((VENUES, venues), (STRATEGY_KINDS, strategy_kinds)) if given is not None}
     config: Config = _Loader(source, choices).build(Config, tree, "")
     config = dataclasses.replace(config, source=source)
     validate(config)

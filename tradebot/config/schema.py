@@ -9,7 +9,7 @@ The default run's venue data (Binance instruments and fees) lives in `defaults.p
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,12 +17,17 @@ from typing import Any
 from tradebot.config import defaults
 from tradebot.domain import Instrument, InstrumentId, MarketKind
 
-# The `choices_from` set of `FeedConfig.venue`: the caller passes the feed registry's names.
+# The `choices_from` sets the caller passes: the feed registry's venue names for
+# `FeedConfig.venue`, the strategy registry's kinds for `StrategyConfig.kind`.
 VENUES = "venues"
+STRATEGY_KINDS = "strategy_kinds"
 
 
 def opt(default: Any, **rules: Any) -> Any:
-    """Declare a field with a default and validation rules (min, max, choices, choices_from)."""
+    """Declare a field with a default and validation rules (min, max, choices, choices_from).
+
+    `dataclasses.MISSING` as the default declares a required key with rules.
+    """
     if isinstance(default, list | dict):
         return field(default_factory=lambda: type(default)(default), metadata=rules)
     return field(default=default, metadata=rules)
@@ -167,7 +172,7 @@ class RiskConfig:
 @dataclass(frozen=True, slots=True)
 class StrategyConfig:
     name: str
-    kind: str
+    kind: str = opt(MISSING, choices_from=STRATEGY_KINDS)
     instruments: list[str] = opt([])  # empty: every instrument with a book
     params: dict[str, Any] = opt({})
 

@@ -28,6 +28,8 @@ def _validate_instruments(config: Config) -> set[InstrumentId]:
             built = inst.build()
         except ValueError as exc:
             raise _fail(config, f"instruments[{i}]", str(exc)) from None
+        except ArithmeticError:  # decimal.Overflow, from a step like `tick_size = "9e999999"`
+            raise _fail(config, f"instruments[{i}]", "a step or size is out of range") from None
         known.add(built.id)
     return known
 
