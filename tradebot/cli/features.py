@@ -21,6 +21,7 @@ from typing import TextIO
 
 import numpy as np
 
+from tradebot.cli.args import input_problem
 from tradebot.cli.exits import EX_DATAERR, EX_NOINPUT, EX_OK
 from tradebot.core.fused_layout import bar_layout
 from tradebot.errors import DataError
@@ -63,6 +64,9 @@ def write(path: Path, out_path: Path | None, incremental: bool) -> int:
 
 def features(args: argparse.Namespace) -> int:
     """Run `tradebot features`; return the exit status."""
+    if problem := input_problem(args.file):
+        print(f"tradebot: {problem}", file=sys.stderr)
+        return EX_NOINPUT
     try:
         write(args.file, args.out, args.incremental)
     except FileNotFoundError as exc:

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import structlog
 import uvloop
+from prometheus_client import Counter
 from sqlalchemy.engine import make_url
 
 from tradebot import __version__
 from tradebot.config import Config
+from tradebot.config.probe import probe
 
 log = structlog.get_logger("tradebot.cli")
+
+CONFIG_WARNINGS = Counter("tradebot_config_warnings_total",
+                          "Risky settings the daemon started with (server_not_loopback)",
+                          ["warning"])
 
 
 def run(config: Config) -> int:
@@ -18,9 +24,15 @@ def run(config: Config) -> int:
     from tradebot.feeds.instruments import live_instruments
     from tradebot.systemd import Notifier
 
+    # What check-config reports: an unresolvable host or a missing driver is ConfigError
+    # (exit 78) here, before the store opens; a risky setting is a warning and runs on.
+    warnings = probe(config)
     notifier = Notifier()
     log.info("service_starting", version=__version__, config=config.source,
              database=redact(config.database_url()))
+    for warning in warnings:
+        CONFIG_WARNINGS.labels(warning.event).inc()
+        log.warning(warning.event, key=warning.key, warning=warning.message)
 
     async def main() -> int:
         instruments = await live_instruments(config)
