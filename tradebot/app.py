@@ -45,6 +45,9 @@ log = structlog.get_logger(__name__)
 
 # The last component started with the store; the ones after it (the strategies) start trading.
 TRADING_STARTS_AFTER = "funding"
+# A replay's store flush at the end (the daemon's is state.flush_timeout_s, under systemd's stop
+# timeout).
+REPLAY_FLUSH_TIMEOUT_S = 120.0
 
 
 class App:
@@ -82,7 +85,8 @@ class App:
                                         config.paper.funding_rate,
                                         config.paper.funding_interval_h)
         self.writer = StoreWriter(bus, self.engine, config.state.writer_queue_size,
-                                  config.state.writer_batch_size)
+                                  config.state.writer_batch_size, config.state.flush_timeout_s,
+                                  config.state.close_timeout_s)
         self.features = FeatureEngine(bus, clock, book_views, config.features)
         self.strategies = StrategyRunner(bus, clock, self.portfolio, self.instruments,
                                          self.features.features, book_views)
@@ -185,8 +189,9 @@ class App:
                 await server.stop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
-        log.info("service_stopped")
-        return 0
+        # Facts the writer could not commit in time are lost: say so in the exit status.
+        log.info("service_stopped", store_complete=not self.writer.closed_incomplete)
+        return 1 if self.writer.closed_incomplete else 0
 
     async def _shutdown(self, tasks: Iterable[asyncio.Task[Any]]) -> None:
         self.health.notifier.stopping()
@@ -198,9 +203,8 @@ class App:
                     self.execution.canceled(state.order.order_id, "shutdown",
                                             self.clock.now_ns())
         self.portfolio.publish_equity()
-        flushed = await asyncio.to_thread(self.writer.flush)
-        if not flushed:
-            log.error("store_flush_timed_out")
+        # Bounded (state.flush_timeout_s); the writer logs and counts a timeout.
+        await asyncio.to_thread(self.writer.flush)
         for task in tasks:
             task.cancel()
         await asyncio.to_thread(self.close)
@@ -225,6 +229,8 @@ class App:
         elapsed = monotonic() - started
         self.strategies.stop()
         final = self.portfolio.publish_equity()
+        # No stop deadline here: let the writer drain the backlog a fast replay leaves.
+        self.writer.flush(timeout=REPLAY_FLUSH_TIMEOUT_S)
         self.close()
         return replay_summary(self.feeds.values(), self.record, driver.messages, elapsed,
                               final.equity)
