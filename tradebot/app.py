@@ -34,7 +34,7 @@ from tradebot.recovery import recover_portfolio, restore_open_orders
 from tradebot.risk.engine import RiskEngine
 from tradebot.server.api import daemon_api
 from tradebot.server.http import HttpServer
-from tradebot.store import db
+from tradebot.store import db, lock
 from tradebot.store.writer import StoreWriter
 from tradebot.strategies.base import StrategyRunner
 from tradebot.strategies.registry import build_strategy
@@ -69,6 +69,7 @@ class App:
         # keep it synced.
         book_views = {iid: sync.book for iid, sync in self.books.items()}
         self.engine = db.create_db_engine(config.database_url())
+        self.state_lock = lock.StateLock(None, None)  # taken by open_store
         self.portfolio = Portfolio(bus, clock, self.instruments, config.paper.account_currency,
                                    config.paper.starting_cash, config.state.equity_interval_s)
         self.risk = RiskEngine(bus, clock, self.portfolio, self.instruments, config.risk,
@@ -123,10 +124,12 @@ class App:
     def open_store(self) -> int:
         """Recover state, start every component but the strategies; return the fills folded.
 
-        Migrate, rebuild the portfolio from the stored fills (before the portfolio and the
-        store subscribe, so they are not counted or written twice), start the components, then
-        put the orders open at the last stop back at the venue.
+        Lock the state (StateLocked when another process holds it), migrate, rebuild the
+        portfolio from the stored fills (before the portfolio and the store subscribe, so they
+        are not counted or written twice), start the components, then put the orders open at
+        the last stop back at the venue.
         """
+        self.state_lock = lock.acquire(self.config.database_url())
         recovered = recover_portfolio(self.engine, self.portfolio,
                                       self.config.paper.starting_cash, self.clock.now_ns())
         self.risk.continue_ids(recovered.orders)
@@ -148,6 +151,7 @@ class App:
         """Flush and close the store, remove collectors (idempotent)."""
         self.lifecycle.stop()
         self.engine.dispose()
+        self.state_lock.release()
         for undo in self._unregister:
             undo()
         self._unregister.clear()
