@@ -82,6 +82,8 @@ class StoreWriter:
         self.last_error = ""
         self.closed_incomplete = False  # the close timed out: facts may be lost
         self._upsert = _upsert_for(engine.dialect.name, schema.orders, "order_id", _ORDER_KEEP)
+        self._upsert_mark = _upsert_for(engine.dialect.name, schema.marks, "instrument",
+                                        ("price", "ts"))
         STORE_QUEUE_DEPTH.set_function(self._queue.qsize)
 
     @property
@@ -212,6 +214,10 @@ class StoreWriter:
                 fees=item.fees,
             ))
             STORE_WRITES.labels("equity").inc()
+            for instrument, price in item.marks:
+                conn.execute(self._upsert_mark({"instrument": str(instrument), "price": price,
+                                                "ts": item.ts_event}))
+                STORE_WRITES.labels("marks").inc()
         elif isinstance(item, FundingPayment):
             conn.execute(insert(schema.funding).values(
                 ts=item.ts_event, instrument=str(item.instrument), position=item.position,
