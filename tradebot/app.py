@@ -34,7 +34,7 @@ from tradebot.recovery import recover_portfolio, restore_open_orders
 from tradebot.risk.engine import RiskEngine
 from tradebot.server.api import daemon_api
 from tradebot.server.http import HttpServer
-from tradebot.store import db
+from tradebot.store import db, lock
 from tradebot.store.writer import StoreWriter
 from tradebot.strategies.base import StrategyRunner
 from tradebot.strategies.registry import build_strategy
@@ -45,6 +45,9 @@ log = structlog.get_logger(__name__)
 
 # The last component started with the store; the ones after it (the strategies) start trading.
 TRADING_STARTS_AFTER = "funding"
+# A replay's store flush at the end (the daemon's is state.flush_timeout_s, under systemd's stop
+# timeout).
+REPLAY_FLUSH_TIMEOUT_S = 120.0
 
 
 class App:
@@ -66,6 +69,7 @@ class App:
         # keep it synced.
         book_views = {iid: sync.book for iid, sync in self.books.items()}
         self.engine = db.create_db_engine(config.database_url())
+        self.state_lock = lock.StateLock(None, None)  # taken by open_store
         self.portfolio = Portfolio(bus, clock, self.instruments, config.paper.account_currency,
                                    config.paper.starting_cash, config.state.equity_interval_s)
         self.risk = RiskEngine(bus, clock, self.portfolio, self.instruments, config.risk,
@@ -82,7 +86,8 @@ class App:
                                         config.paper.funding_rate,
                                         config.paper.funding_interval_h)
         self.writer = StoreWriter(bus, self.engine, config.state.writer_queue_size,
-                                  config.state.writer_batch_size)
+                                  config.state.writer_batch_size, config.state.flush_timeout_s,
+                                  config.state.close_timeout_s)
         self.features = FeatureEngine(bus, clock, book_views, config.features)
         self.strategies = StrategyRunner(bus, clock, self.portfolio, self.instruments,
                                          self.features.features, book_views)
@@ -119,10 +124,12 @@ class App:
     def open_store(self) -> int:
         """Recover state, start every component but the strategies; return the fills folded.
 
-        Migrate, rebuild the portfolio from the stored fills (before the portfolio and the
-        store subscribe, so they are not counted or written twice), start the components, then
-        put the orders open at the last stop back at the venue.
+        Lock the state (StateLocked when another process holds it), migrate, rebuild the
+        portfolio from the stored fills (before the portfolio and the store subscribe, so they
+        are not counted or written twice), start the components, then put the orders open at
+        the last stop back at the venue.
         """
+        self.state_lock = lock.acquire(self.config.database_url())
         recovered = recover_portfolio(self.engine, self.portfolio,
                                       self.config.paper.starting_cash, self.clock.now_ns())
         self.risk.continue_ids(recovered.orders)
@@ -144,6 +151,7 @@ class App:
         """Flush and close the store, remove collectors (idempotent)."""
         self.lifecycle.stop()
         self.engine.dispose()
+        self.state_lock.release()
         for undo in self._unregister:
             undo()
         self._unregister.clear()
@@ -185,8 +193,9 @@ class App:
                 await server.stop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
-        log.info("service_stopped")
-        return 0
+        # Facts the writer could not commit in time are lost: say so in the exit status.
+        log.info("service_stopped", store_complete=not self.writer.closed_incomplete)
+        return 1 if self.writer.closed_incomplete else 0
 
     async def _shutdown(self, tasks: Iterable[asyncio.Task[Any]]) -> None:
         self.health.notifier.stopping()
@@ -198,9 +207,8 @@ class App:
                     self.execution.canceled(state.order.order_id, "shutdown",
                                             self.clock.now_ns())
         self.portfolio.publish_equity()
-        flushed = await asyncio.to_thread(self.writer.flush)
-        if not flushed:
-            log.error("store_flush_timed_out")
+        # Bounded (state.flush_timeout_s); the writer logs and counts a timeout.
+        await asyncio.to_thread(self.writer.flush)
         for task in tasks:
             task.cancel()
         await asyncio.to_thread(self.close)
@@ -225,6 +233,8 @@ class App:
         elapsed = monotonic() - started
         self.strategies.stop()
         final = self.portfolio.publish_equity()
+        # No stop deadline here: let the writer drain the backlog a fast replay leaves.
+        self.writer.flush(timeout=REPLAY_FLUSH_TIMEOUT_S)
         self.close()
         return replay_summary(self.feeds.values(), self.record, driver.messages, elapsed,
                               final.equity)

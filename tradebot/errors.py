@@ -28,3 +28,14 @@ class DataError(TradebotError):
 
 class TemporaryError(TradebotError):
     """A failure expected to pass (network, venue overload): retry with backoff."""
+
+
+class StateLocked(TradebotError):
+    """Another process holds the state's lock: this one must not start (exit 75)."""
+
+    def __init__(self, path: str, holder: str) -> None:
+        self.path = path
+        self.holder = holder
+        who = f"process {holder}" if holder else "another process"
+        super().__init__(f"the state at {path} is in use by {who}; stop it first "
+                         f"(one daemon per state directory or database)")

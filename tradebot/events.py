@@ -281,7 +281,7 @@ class FundingPayment:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EquitySnapshot:
-    """A point on the equity curve, in the account currency."""
+    """A point on the equity curve, in the account currency, with the marks it used."""
 
     currency: str
     equity: Decimal
@@ -291,6 +291,9 @@ class EquitySnapshot:
     fees: Decimal
     ts_event: int
     ts_init: int
+    # The mark of each open position, stored so a restart values positions as before the stop
+    # until the first book arrives.
+    marks: tuple[tuple[InstrumentId, Decimal], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

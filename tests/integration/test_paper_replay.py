@@ -268,3 +268,22 @@ def test_a_triggered_stop_limit_comes_back_resting_not_waiting_after_a_restart(
     assert restored.triggered and restored not in orders.waiting
     # Resting in the book: its queue was recomputed from the first valid book.
     assert restored.ahead >= 0
+
+
+def test_a_restart_values_the_position_at_the_last_mark_until_the_first_book(
+        tmp_path: Path) -> None:
+    rec = inspect(data_file(USDM_BTC))
+    cfg = _config(tmp_path, "marks")
+    first = _replay_with(cfg, rec, DeepBid)
+    assert first.portfolio.position(PERP) == Decimal("0.002")
+    mark, final = first.portfolio.mark(PERP), first.portfolio.equity()
+    assert first.portfolio.unrealized() != 0  # the mark moved away from the entry price
+
+    second = _app(cfg, rec)
+    second.open_store()  # the restart, before any book arrives
+    try:
+        assert second.portfolio.mark(PERP) == mark
+        assert second.portfolio.equity() == final
+        assert second.portfolio.snapshot()["equity"] == str(final)  # what /api/portfolio says
+    finally:
+        second.close()

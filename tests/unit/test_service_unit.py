@@ -14,6 +14,7 @@ from tests.conftest import REPO
 UNIT = REPO / "tradebot.service"
 REQUIRED = [
     "Type=notify", "NotifyAccess=main", "Restart=on-failure", "RestartPreventExitStatus=78",
+    "RestartPreventExitStatus=75",
     "WatchdogSec=30s", "DynamicUser=yes", "StateDirectory=tradebot", "CacheDirectory=tradebot",
     "ConfigurationDirectory=tradebot", "Environment=NUMBA_CACHE_DIR=%C/tradebot/numba",
     "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "PrivateDevices=yes",

@@ -1,8 +1,8 @@
 """`tradebot run | replay | record | serve-recording | features | check-config | version`.
 
 Exit codes: 0 ok; 1 a broken invariant or unexpected error (systemd restarts); 2 usage;
-65 bad input data (EX_DATAERR); 66 missing input file (EX_NOINPUT); 78 bad config (EX_CONFIG,
-which the unit does not restart on).
+65 bad input data (EX_DATAERR); 66 missing input file (EX_NOINPUT); 75 the state is in use by
+another process (EX_TEMPFAIL); 78 bad config (EX_CONFIG). The unit restarts on neither 75 nor 78.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from tradebot.cli.args import (
     output_problem,
     port,
 )
-from tradebot.cli.exits import EX_CONFIG, EX_DATAERR, EX_NOINPUT, EX_OK, EX_SOFTWARE
+from tradebot.cli.exits import EX_CONFIG, EX_DATAERR, EX_NOINPUT, EX_OK, EX_SOFTWARE, EX_TEMPFAIL
 from tradebot.config import Config, default_config_path, load_config
 from tradebot.config.probe import probe
-from tradebot.errors import ConfigError, DataError, InvariantError
+from tradebot.errors import ConfigError, DataError, InvariantError, StateLocked
 from tradebot.log import setup_logging
 
 log = structlog.get_logger("tradebot.cli")
@@ -190,6 +190,9 @@ def _guarded(config: Config, args: argparse.Namespace) -> int:
     except ConfigError as exc:
         log.error("config_invalid", error=str(exc))
         return EX_CONFIG
+    except StateLocked as exc:
+        log.error("state_locked", path=exc.path, holder_pid=exc.holder or None, error=str(exc))
+        return EX_TEMPFAIL
     except FileNotFoundError as exc:
         log.error("input_missing", error=str(exc))
         return EX_NOINPUT

@@ -47,6 +47,9 @@ class StateConfig:
     writer_queue_size: int = opt(10_000, min=16, max=10_000_000)
     writer_batch_size: int = opt(500, min=1, max=100_000)
     equity_interval_s: float = opt(10.0, min=0.1, max=86_400.0)
+    # Shutdown waits on the writer; together under the unit's TimeoutStopSec (validate.py).
+    flush_timeout_s: float = opt(5.0, min=0.1, max=60.0)
+    close_timeout_s: float = opt(5.0, min=0.1, max=60.0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,10 +6,19 @@ from tradebot.config.schema import Config
 from tradebot.domain import InstrumentId
 from tradebot.errors import ConfigError
 
+# The writer's shutdown waits (flush, then close) must end well inside tradebot.service's
+# TimeoutStopSec=20, leaving time for the rest of the stop (feeds, server) before SIGKILL.
+STOP_WAIT_BUDGET_S = 15.0
+
 
 def validate(config: Config) -> None:
     """Check the rules that span several keys."""
     _validate_feeds(config, _validate_instruments(config))
+    waits = config.state.flush_timeout_s + config.state.close_timeout_s
+    if not waits <= STOP_WAIT_BUDGET_S:  # `not <=`: NaN fails too
+        raise _fail(config, "state.close_timeout_s",
+                    f"state.flush_timeout_s + state.close_timeout_s = {waits} s exceeds "
+                    f"{STOP_WAIT_BUDGET_S} s (the unit stops with SIGKILL after 20 s)")
     names = [s.name for s in config.strategies]
     if len(names) != len(set(names)):
         raise _fail(config, "strategies", "strategy names must be unique")

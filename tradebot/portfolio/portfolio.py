@@ -11,7 +11,8 @@ average price is cost / q and nothing is rounded on the way:
 After every fill and funding payment the portfolio checks that equity equals starting cash +
 realized + unrealized - fees - funding, exactly, and that no balance is negative
 (`InvariantError` otherwise). Perpetual marks are the venue's mark price when a MarkPrice event
-has been seen, else the book mid.
+has been seen, else the book mid; after a restart, until an instrument's first book, the last
+mark stored before the stop (`restore_marks`), so equity does not jump at a restart.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class Portfolio:
         self._books: dict[InstrumentId, tuple[float, float]] = {}
         self._book_marks: dict[InstrumentId, tuple[tuple[float, float], Decimal]] = {}
         self._mark_prices: dict[InstrumentId, Decimal] = {}
+        self._restored_marks: dict[InstrumentId, Decimal] = {}
         self._interval_ns = int(equity_interval_s * 1e9)
         self._timer: TimerHandle | None = None
         self._equity_metric = EQUITY.labels(currency)
@@ -92,6 +94,13 @@ class Portfolio:
             raise InvariantError("starting cash changed after fills were applied")
         self.starting_cash = cash
         self._cash = cash
+
+    def restore_marks(self, marks: Mapping[InstrumentId, Decimal]) -> int:
+        """Mark positions at these prices until their first book or mark price; return how
+        many were kept (configured instruments, positive prices)."""
+        self._restored_marks = {iid: price for iid, price in marks.items()
+                                if iid in self._instruments and price > 0}
+        return len(self._restored_marks)
 
     def start(self) -> None:
         """Subscribe to fills and marks and start the equity timer."""
@@ -138,7 +147,9 @@ class Portfolio:
         if mark is not None:
             return mark
         book = self._books.get(instrument)
-        if book is None or book[0] <= 0 or book[1] <= 0:
+        if book is None:  # no book since the start: the mark stored before a restart, if any
+            return self._restored_marks.get(instrument)
+        if book[0] <= 0 or book[1] <= 0:
             return None
         cached = self._book_marks.get(instrument)
         if cached is not None and cached[0] is book:
@@ -243,9 +254,14 @@ class Portfolio:
         self._cash_metric.set(float(self._cash))
         snap = EquitySnapshot(currency=self.currency, equity=equity, cash=self._cash,
                               realized_pnl=self.realized, unrealized_pnl=self.unrealized(),
-                              fees=self.fees, ts_event=now, ts_init=now)
+                              fees=self.fees, ts_event=now, ts_init=now, marks=self._marks())
         self._bus.publish(snap)
         return snap
+
+    def _marks(self) -> tuple[tuple[InstrumentId, Decimal], ...]:
+        marks = ((iid, self.mark(iid)) for iid, pos in sorted(self.positions.items())
+                 if pos.quantity)
+        return tuple((iid, mark) for iid, mark in marks if mark is not None)
 
     def snapshot(self) -> dict[str, Any]:
         """Return the portfolio as JSON-ready data (for the API)."""

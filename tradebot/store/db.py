@@ -165,6 +165,17 @@ def load_funding(engine: Engine) -> list[FundingPayment]:
             for r in rows]
 
 
+def load_marks(engine: Engine) -> dict[InstrumentId, tuple[Decimal, int]]:
+    """Return the last stored mark of each instrument with the time it was taken."""
+    t = schema.marks
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.c.instrument, t.c.price, t.c.ts)).all()
+    try:
+        return {InstrumentId.parse(name): (price, ts) for name, price, ts in rows}
+    except ValueError as exc:
+        raise InvariantError(f"mark row is unreadable: {exc}") from exc
+
+
 def load_open_orders(engine: Engine) -> list[OrderState]:
     """Return the orders not in a terminal state, oldest first, with their recorded fills.
 

@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class Money(TypeDecorator[Decimal]):
@@ -164,4 +164,13 @@ equity = Table(
     Column("realized_pnl", Money, nullable=False),
     Column("unrealized_pnl", Money, nullable=False),
     Column("fees", Money, nullable=False),
+)
+
+# v5: the latest mark of each open position, written with every equity point, so a restart
+# values positions at it until the first book (`create_all` adds the table to older DBs).
+marks = Table(
+    "marks", metadata,
+    Column("instrument", String(64), primary_key=True),
+    Column("price", Money, nullable=False),
+    Column("ts", BigInteger, nullable=False),
 )

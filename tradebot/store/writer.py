@@ -4,6 +4,11 @@ The loop thread only enqueues. When the queue is full the publisher blocks (back
 after counting it and logging a throttled warning: orders, fills and equity points are never
 dropped. A failing write is retried with backoff; while it fails the queue grows, the watchdog
 stops pinging and systemd restarts the process, which then replays from what was committed.
+
+At shutdown the flush and the close each wait a bounded time (`state.flush_timeout_s`,
+`state.close_timeout_s`), so a writer stuck on a locked or slow database cannot hold the
+process past the unit's TimeoutStopSec; what was not committed is logged and counted, and the
+next start rebuilds from what was.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, Table, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -43,6 +48,10 @@ STORE_QUEUE_FULL = Counter(
     "tradebot_store_queue_full_total", "Times a publisher waited because the writer queue was full"
 )
 STORE_QUEUE_DEPTH = Gauge("tradebot_store_queue_depth", "Items waiting for the writer thread")
+STORE_SHUTDOWN_TIMEOUTS = Counter(
+    "tradebot_store_shutdown_timeouts_total",
+    "Shutdown waits on the writer that expired (step: flush, close)", ["step"],
+)
 STORE_BATCH_SECONDS = Histogram(
     "tradebot_store_batch_seconds", "Time to write one batch",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
@@ -59,16 +68,22 @@ class _Flush:
 class StoreWriter:
     """Persist orders, fills, equity, funding and completed bars from a bounded queue."""
 
-    def __init__(self, bus: Bus, engine: Engine, queue_size: int, batch_size: int) -> None:
+    def __init__(self, bus: Bus, engine: Engine, queue_size: int, batch_size: int,
+                 flush_timeout_s: float = 5.0, close_timeout_s: float = 5.0) -> None:
         self._bus = bus
         self._engine = engine
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self._batch_size = batch_size
+        self._flush_timeout_s = flush_timeout_s
+        self._close_timeout_s = close_timeout_s
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._throttle = Throttle(10.0)
         self.written = 0
         self.last_error = ""
-        self._upsert = _upsert_for(engine.dialect.name)
+        self.closed_incomplete = False  # the close timed out: facts may be lost
+        self._upsert = _upsert_for(engine.dialect.name, schema.orders, "order_id", _ORDER_KEEP)
+        self._upsert_mark = _upsert_for(engine.dialect.name, schema.marks, "instrument",
+                                        ("price", "ts"))
         STORE_QUEUE_DEPTH.set_function(self._queue.qsize)
 
     @property
@@ -97,26 +112,56 @@ class StoreWriter:
                 log.warning("store_queue_full", size=self._queue.maxsize)
             self._queue.put(item)
 
-    def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until everything enqueued so far is committed; return False on timeout."""
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything enqueued so far is committed; return False on timeout.
+
+        The wait, enqueueing the marker included, is bounded by `timeout` (default: the
+        configured flush timeout); when it expires the writer logs `store_flush_timed_out`.
+        """
         if not self._thread.is_alive():
             return self._queue.empty()
+        limit = self._flush_timeout_s if timeout is None else timeout
+        deadline = monotonic() + limit
         marker = _Flush()
-        self._queue.put(marker)
-        return marker.done.wait(timeout)
+        if self._enqueue(marker, deadline) and marker.done.wait(_left(deadline)):
+            return True
+        self._expired("flush", limit)
+        return False
 
     def stop(self) -> None:
-        """Write what is queued and stop the thread; log when that did not finish."""
-        if not self.close():
-            log.error("store_close_incomplete")
+        """Write what is queued and stop the thread, waiting at most the close timeout."""
+        self.close()
 
-    def close(self, timeout: float = 30.0) -> bool:
-        """Flush, stop the thread and return whether everything was written."""
+    def close(self, timeout: float | None = None) -> bool:
+        """Flush, stop the thread and return whether everything was written.
+
+        Waits at most `timeout` (default: the configured close timeout); when it expires the
+        writer logs `store_close_incomplete` and leaves the thread (a daemon thread) behind.
+        """
         if not self._thread.is_alive():
             return self._queue.empty()
-        self._queue.put(_STOP)
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        limit = self._close_timeout_s if timeout is None else timeout
+        deadline = monotonic() + limit
+        if self._enqueue(_STOP, deadline):
+            self._thread.join(_left(deadline))
+        if self._thread.is_alive():
+            self.closed_incomplete = True
+            self._expired("close", limit)
+            return False
+        return True
+
+    def _enqueue(self, item: object, deadline: float) -> bool:
+        try:
+            self._queue.put(item, timeout=_left(deadline))
+        except queue.Full:
+            return False
+        return True
+
+    def _expired(self, step: str, limit: float) -> None:
+        STORE_SHUTDOWN_TIMEOUTS.labels(step).inc()
+        event = "store_flush_timed_out" if step == "flush" else "store_close_incomplete"
+        log.error(event, timeout_s=limit, queued=self._queue.qsize(),
+                  last_error=self.last_error or None)
 
     def _run(self) -> None:
         while True:
@@ -169,6 +214,10 @@ class StoreWriter:
                 fees=item.fees,
             ))
             STORE_WRITES.labels("equity").inc()
+            for instrument, price in item.marks:
+                conn.execute(self._upsert_mark({"instrument": str(instrument), "price": price,
+                                                "ts": item.ts_event}))
+                STORE_WRITES.labels("marks").inc()
         elif isinstance(item, FundingPayment):
             conn.execute(insert(schema.funding).values(
                 ts=item.ts_event, instrument=str(item.instrument), position=item.position,
@@ -184,6 +233,10 @@ class StoreWriter:
             STORE_WRITES.labels("bars").inc()
         else:
             raise TypeError(f"store writer cannot persist {type(item).__name__}")
+
+
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - monotonic())
 
 
 def fill_row(fill: Fill) -> dict[str, Any]:
@@ -239,15 +292,19 @@ def order_row(event: OrderUpdated) -> dict[str, Any]:
     )
 
 
-def _upsert_for(dialect: str) -> Callable[[dict[str, Any]], Any]:
+# The columns an order's later states overwrite.
+_ORDER_KEEP = ("status", "filled_quantity", "average_price", "reason", "ts_updated", "quantity",
+               "limit_price", "ts_triggered")
+
+
+def _upsert_for(dialect: str, table: Table, key: str,
+                keep: tuple[str, ...]) -> Callable[[dict[str, Any]], Any]:
     mod = postgresql if dialect == "postgresql" else sqlite
-    keep = ("status", "filled_quantity", "average_price", "reason", "ts_updated", "quantity",
-            "limit_price", "ts_triggered")
 
     def build(row: dict[str, Any]) -> Any:
-        stmt = mod.insert(schema.orders).values(**row)
+        stmt = mod.insert(table).values(**row)
         return stmt.on_conflict_do_update(
-            index_elements=["order_id"], set_={k: stmt.excluded[k] for k in keep}
+            index_elements=[key], set_={k: stmt.excluded[k] for k in keep}
         )
 
     return build
