@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import data_file
+from tradebot.clock import SimClock
 from tradebot.errors import DataError
 from tradebot.feeds.lines import (
     Damage,
@@ -18,7 +19,7 @@ from tradebot.feeds.lines import (
     read_lines,
     steady_times,
 )
-from tradebot.feeds.replay import read_entries
+from tradebot.feeds.replay import ReplayDriver, read_entries
 
 SOURCE = "binance_hftbacktest/spot/ethusdt_20240808.gz"
 
@@ -122,3 +123,9 @@ def test_a_jumped_last_line_and_two_outliers_in_a_row_are_each_held() -> None:
     assert play([100, 5000]) == ([100, 100], [(5000, 100)])
     assert play([100, 5000, 9000, 101]) == ([100, 100, 100, 101], [(5000, 100), (9000, 100)])
     assert play([]) == ([], [])
+
+
+@pytest.mark.parametrize("limit", [0.0, -1.0, float("nan"), float("inf")])
+def test_the_clock_jump_limit_must_be_a_positive_number_of_seconds(limit: float) -> None:
+    with pytest.raises(ValueError, match="max_clock_jump_s must be > 0"):
+        ReplayDriver({}, SimClock(), [], max_clock_jump_s=limit)
