@@ -237,7 +237,8 @@ class App:
         self.writer.flush(timeout=REPLAY_FLUSH_TIMEOUT_S)
         self.close()
         return replay_summary(self.feeds.values(), self.record, driver.messages, elapsed,
-                              final.equity)
+                              final.equity, damaged=driver.damaged,
+                              clock_jumps=driver.clock_jumps)
 
 
 def live_app(config: Config, notifier: Notifier, instruments: RunInstruments | None = None) -> App:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
 from tradebot.bus import Bus
 from tradebot.events import Fill, OrderDenied, SubmitOrder
 from tradebot.feeds.base import Feed
+from tradebot.feeds.lines import Damage
 
 
 class FillDigest:
@@ -63,8 +64,13 @@ class RunRecord:
 
 
 def replay_summary(feeds: Iterable[Feed], record: RunRecord, messages: int, elapsed: float,
-                   equity: Decimal) -> dict[str, Any]:
-    """Return the replay summary: books and their integrity, orders, fills, equity, speed."""
+                   equity: Decimal, *, damaged: Sequence[Damage] = (),
+                   clock_jumps: int = 0) -> dict[str, Any]:
+    """Return the replay summary: books and their integrity, orders, fills, equity, speed.
+
+    `damaged`: where recordings stopped being readable; `clock_jumps`: lines whose receive
+    time jumped beyond the limit and played at the time before them.
+    """
     feeds = list(feeds)
     books = [b for f in feeds for b in f.books.values()]
     parse_errors = sum(sum(f.stats.parse_errors.values()) for f in feeds)
@@ -73,6 +79,8 @@ def replay_summary(feeds: Iterable[Feed], record: RunRecord, messages: int, elap
         "gaps": sum(b.gaps for b in books),
         "resyncs": sum(b.resyncs for b in books),
         "parse_errors": parse_errors,
+        "clock_jumps": clock_jumps,
+        "damaged": [{"file": d.file, "offset": d.offset, "error": d.error} for d in damaged],
         "checksums_ok": sum(b.checksums_ok for b in books),
         "checksums_failed": sum(b.checksums_failed for b in books),
         "books_valid": all(b.valid for b in books),

@@ -4,6 +4,7 @@ in the file) served with the config's instruments, which the daemon then fetches
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import socket
 import sys
@@ -37,12 +38,13 @@ async def test_an_hftbacktest_capture_is_served_with_the_configured_instruments(
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     assert proc.stdout is not None
     try:
-        lines = []
-        while not lines or not lines[-1].startswith("serving"):  # after its JSON log lines
-            lines.append((await asyncio.wait_for(proc.stdout.readline(), 60)).decode())
-            assert lines[-1], f"serve-recording exited: {lines}"
-        assert lines[-1].startswith(f"serving {path.name} (binance_usdm): websocket "
-                                    f"ws://127.0.0.1:{ws_port}/"), lines
+        events: list[dict] = []
+        while not events or events[-1].get("event") != "replay_server_started":
+            line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+            assert line, f"serve-recording exited: {events}"
+            events.append(json.loads(line))  # every line is a JSON log event, none plain text
+        assert events[-1]["file"] == str(path) and events[-1]["venue"] == "binance_usdm"
+        assert events[-1]["ws"] == f"ws://127.0.0.1:{ws_port}/", events
         drained = asyncio.create_task(proc.stdout.read())  # a full pipe would block its logging
         cfg = FeedConfig(venue="binance_usdm", symbols=["BTC-USDT-PERP"],
                          ws_url=f"ws://127.0.0.1:{ws_port}/",

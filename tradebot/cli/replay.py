@@ -10,12 +10,16 @@ from pathlib import Path
 
 import uvloop
 
-from tradebot.cli.exits import EX_OK
+from tradebot.cli.exits import EX_DATAERR, EX_OK
 from tradebot.config import Config, StrategyConfig
 
 
 def replay(config: Config, args: argparse.Namespace) -> int:
-    """Play the recordings into a temporary (or `--db`) store; print the summary."""
+    """Play the recordings into a temporary (or `--db`) store; print the summary.
+
+    Exit 65 (after the summary) when a recording was damaged: what came before the damage,
+    and the files after it, played.
+    """
     from tradebot.app import App
     from tradebot.clock import SimClock
     from tradebot.feeds.instruments import replay_instruments
@@ -39,4 +43,4 @@ def replay(config: Config, args: argparse.Namespace) -> int:
         for key, value in summary.items():
             if key != "books":
                 print(f"{key:>20}: {value}")
-    return EX_OK
+    return EX_DATAERR if summary["damaged"] else EX_OK

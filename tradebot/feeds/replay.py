@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import gzip
 import heapq
 import re
 import sys
@@ -30,13 +29,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
+import structlog
+from prometheus_client import Counter
+
 from tradebot.clock import SimClock, monotonic
 from tradebot.domain import Instrument
 from tradebot.errors import DataError
 from tradebot.feeds.base import Feed
+from tradebot.feeds.lines import (
+    Damage,
+    RecordingDamaged,
+    find_damage,
+    first_line,
+    raw_lines,
+    read_lines,
+    steady_times,
+)
 from tradebot.feeds.recorded import is_instrument_list, recorded_instruments, snapshot_instrument
 from tradebot.feeds.registry import venue_spec
 
+log = structlog.get_logger(__name__)
+
+REPLAY_DAMAGED = Counter(
+    "tradebot_replay_damaged_files_total",
+    "Recordings whose reading stopped at damage (cut short, still being written, corrupt gzip)",
+)
+REPLAY_CLOCK_JUMPS = Counter(
+    "tradebot_replay_clock_jumps_total",
+    "Recording lines whose receive time jumped beyond the limit; played at the previous time",
+)
+# A receive time this far from the line before it is a bad stamp, not the stream moving on
+# (unless the next line agrees with it): a live feed that falls silent this long is stale.
+MAX_CLOCK_JUMP_S = 60.0
 _SNAPSHOT_PREFIX = b'{"lastUpdateId"'
 _TRADEBOT_HEADER = b"#tradebot"
 # cryptofeed's file names -> our venue names.
@@ -61,74 +85,26 @@ class Entry(NamedTuple):
     payload: bytes
 
 
-def read_lines(path: Path, position: list[int] | None = None) -> Iterator[tuple[int, bytes]]:
-    """Yield (receive ns, payload) per line; DataError names the file and line when malformed.
-
-    When `position` is given, its first item tracks the bytes of the file consumed so far.
-    Reads 1 MiB blocks and splits them (line-by-line reads of a gzip stream cost more than
-    the whole pipeline does per message).
-    """
-    raw_file = path.open("rb")
-    magic = raw_file.read(2)
-    raw_file.seek(0)
-    fh: IO[bytes] = (gzip.GzipFile(fileobj=raw_file, mode="rb")  # type: ignore[assignment]
-                     if magic == b"\x1f\x8b" else raw_file)
-    lineno = 0
-    rest = b""
-    with raw_file, fh:
-        while True:
-            block = fh.read(1 << 20)
-            if position is not None:
-                position[0] = raw_file.tell()
-            if not block:
-                break
-            lines = (rest + block).split(b"\n")
-            rest = lines.pop()
-            for line in lines:
-                lineno += 1
-                # The common case inline (a call per line costs ~1% of a replay); anything
-                # else goes through _split_line, which names the file and line when malformed.
-                ts, sep, payload = line.partition(b" ")
-                if sep and ts.isdigit() and payload[:1] == b"{" and payload[-1:] != b"\r":
-                    yield int(ts), payload
-                elif line:
-                    yield _split_line(path, lineno, line)
-        if rest.strip():
-            yield _split_line(path, lineno + 1, rest)
-
-
-def _split_line(path: Path, lineno: int, line: bytes) -> tuple[int, bytes]:
-    ts, sep, payload = line.rstrip(b"\r").partition(b" ")
-    if not sep or not ts.isdigit() or not payload.startswith(b"{"):
-        raise DataError(f"{path}:{lineno}: expected '<ns> <json>', got {line[:80]!r}")
-    return int(ts), payload
-
-
 def first_timestamp(path: Path) -> int:
     """Return the receive time of the first line of a recording, in any framing."""
     framing = detect_framing(path)
+    damaged: list[Damage] = []
     if framing == "hftbacktest":
-        for ts, _ in read_lines(path):
+        for ts, _ in read_lines(path, damaged=damaged):
             return ts
     else:
-        for entry in read_entries(path, framing):
+        for entry in read_entries(path, framing, damaged):
             return entry.ts
+    if damaged:
+        raise RecordingDamaged(damaged[0])
     raise DataError(f"{path}: recording is empty")
-
-
-def _open(path: Path) -> IO[bytes]:
-    with path.open("rb") as probe:
-        gzipped = probe.read(2) == b"\x1f\x8b"
-    # gzip.open owns the file it opens (a GzipFile over our file object would not close it).
-    return gzip.open(path, "rb") if gzipped else path.open("rb")  # type: ignore[return-value]
 
 
 def detect_framing(path: Path) -> str:
     """Return "hftbacktest", "cryptofeed" or "tradebot" from the first line of a recording."""
     if not path.exists():
         raise FileNotFoundError(f"recording {path} does not exist")
-    with _open(path) as fh:
-        first = fh.readline(1 << 16).rstrip(b"\r\n")
+    first = first_line(path)
     if _CF_CONNECT.match(first):
         return "cryptofeed"
     ts, _, rest = first.partition(b" ")
@@ -154,52 +130,52 @@ def decode_payload(payload: bytes) -> bytes:
         raise DataError(f"undecodable byte-literal frame: {exc}") from None
 
 
-def _cryptofeed_ws(path: Path) -> Iterator[Entry]:
-    with _open(path) as fh:
-        for lineno, raw in enumerate(fh, 1):
-            line = raw.rstrip(b"\r\n")
-            if not line.strip():
-                continue
-            if m := _CF_FRAME.match(line):
-                yield Entry(seconds_to_ns(m.group(1)), "frame", "",
-                            decode_payload(line[m.end():]))
-            elif m := _CF_SENT.match(line):
-                yield Entry(seconds_to_ns(m.group(2)), "sent", m.group(1).decode(),
-                            line[m.end():])
-            elif m := _CF_CONNECT.match(line):
-                yield Entry(seconds_to_ns(m.group(2)), "connect", m.group(1).decode(), b"")
-            else:
-                raise DataError(f"{path}:{lineno}: not a cryptofeed ws line: {line[:80]!r}")
+def _cryptofeed_ws(path: Path, damaged: list[Damage] | None) -> Iterator[Entry]:
+    for lineno, raw in enumerate(raw_lines(path, damaged), 1):
+        line = raw.rstrip(b"\r")
+        if not line.strip():
+            continue
+        if m := _CF_FRAME.match(line):
+            yield Entry(seconds_to_ns(m.group(1)), "frame", "",
+                        decode_payload(line[m.end():]))
+        elif m := _CF_SENT.match(line):
+            yield Entry(seconds_to_ns(m.group(2)), "sent", m.group(1).decode(),
+                        line[m.end():])
+        elif m := _CF_CONNECT.match(line):
+            yield Entry(seconds_to_ns(m.group(2)), "connect", m.group(1).decode(), b"")
+        else:
+            raise DataError(f"{path}:{lineno}: not a cryptofeed ws line: {line[:80]!r}")
 
 
-def read_rest_lines(path: Path) -> Iterator[Entry]:
-    """Yield the `<url> -> <ts>: <body>` lines of a cryptofeed REST file (others skipped)."""
-    with _open(path) as fh:
-        for raw in fh:
-            line = raw.rstrip(b"\r\n")
-            if m := _CF_REST.match(line):
-                yield Entry(seconds_to_ns(m.group(2)), "rest", m.group(1).decode(),
-                            line[m.end():])
+def read_rest_lines(path: Path, damaged: list[Damage] | None = None) -> Iterator[Entry]:
+    """Yield the `<url> -> <ts>: <body>` lines of a cryptofeed REST file (others skipped).
+
+    Damage as in `read_lines`.
+    """
+    for raw in raw_lines(path, damaged):
+        line = raw.rstrip(b"\r")
+        if m := _CF_REST.match(line):
+            yield Entry(seconds_to_ns(m.group(2)), "rest", m.group(1).decode(),
+                        line[m.end():])
 
 
-def _tradebot(path: Path) -> Iterator[Entry]:
-    with _open(path) as fh:
-        for lineno, raw in enumerate(fh, 1):
-            line = raw.rstrip(b"\r\n")
-            if not line:
-                continue
-            ts, sep, payload = line.partition(b" ")
-            if not sep or not ts.isdigit():
-                raise DataError(f"{path}:{lineno}: expected '<ns> <frame>', got {line[:80]!r}")
-            if payload.startswith(b"< "):
-                yield Entry(int(ts), "sent", "", payload[2:])
-            elif payload.startswith(b"> "):
-                url, _, body = payload[2:].partition(b" ")
-                yield Entry(int(ts), "rest", url.decode(), body)
-            elif payload.startswith(_TRADEBOT_HEADER):
-                yield Entry(int(ts), "connect", "", payload)
-            else:
-                yield Entry(int(ts), "frame", "", payload)
+def _tradebot(path: Path, damaged: list[Damage] | None) -> Iterator[Entry]:
+    for lineno, raw in enumerate(raw_lines(path, damaged), 1):
+        line = raw.rstrip(b"\r")
+        if not line:
+            continue
+        ts, sep, payload = line.partition(b" ")
+        if not sep or not ts.isdigit():
+            raise DataError(f"{path}:{lineno}: expected '<ns> <frame>', got {line[:80]!r}")
+        if payload.startswith(b"< "):
+            yield Entry(int(ts), "sent", "", payload[2:])
+        elif payload.startswith(b"> "):
+            url, _, body = payload[2:].partition(b" ")
+            yield Entry(int(ts), "rest", url.decode(), body)
+        elif payload.startswith(_TRADEBOT_HEADER):
+            yield Entry(int(ts), "connect", "", payload)
+        else:
+            yield Entry(int(ts), "frame", "", payload)
 
 
 def http_companion(path: Path) -> Path | None:
@@ -211,19 +187,24 @@ def http_companion(path: Path) -> Path | None:
     return http if http.exists() else None
 
 
-def read_entries(path: Path, framing: str | None = None) -> Iterator[Entry]:
-    """Yield a cryptofeed or tradebot recording's entries in time order (REST merged in)."""
+def read_entries(path: Path, framing: str | None = None,
+                 damaged: list[Damage] | None = None) -> Iterator[Entry]:
+    """Yield a cryptofeed or tradebot recording's entries in time order (REST merged in).
+
+    Damage (in the recording or its REST companion) as in `read_lines`.
+    """
     framing = framing or detect_framing(path)
     if framing == "tradebot":
-        yield from _tradebot(path)
+        yield from _tradebot(path, damaged)
         return
     if framing != "cryptofeed":
         raise DataError(f"{path}: read_entries reads cryptofeed or tradebot framing only")
     http = http_companion(path)
     if http is None:
-        yield from _cryptofeed_ws(path)
+        yield from _cryptofeed_ws(path, damaged)
         return
-    yield from heapq.merge(_cryptofeed_ws(path), read_rest_lines(http), key=lambda e: e.ts)
+    yield from heapq.merge(_cryptofeed_ws(path, damaged), read_rest_lines(http, damaged),
+                           key=lambda e: e.ts)
 
 
 @dataclass(slots=True)
@@ -245,12 +226,24 @@ class Recording:
 
 def inspect(path: Path, venue: str | None = None, probe_lines: int = 5000) -> Recording:
     """Read the start of a recording to find its venue (unless given) and instruments."""
+    try:
+        return _inspect(path, venue, probe_lines)
+    except DataError as exc:
+        # Garbage lines from corrupt gzip data: name the damage, not the line.
+        if isinstance(exc, RecordingDamaged) or (damage := find_damage(path)) is None:
+            raise
+        raise RecordingDamaged(damage) from None
+
+
+def _inspect(path: Path, venue: str | None, probe_lines: int) -> Recording:
     framing = detect_framing(path)
     if framing != "hftbacktest":
         return _inspect_entries(path, framing, venue)
     symbols: list[str] = []
     detected: str | None = None
-    for i, (_, payload) in enumerate(read_lines(path)):
+    # A damaged file is read up to its damage here; playing it reports the damage.
+    damaged: list[Damage] = []
+    for i, (_, payload) in enumerate(read_lines(path, damaged=damaged)):
         if i >= probe_lines:
             break
         if payload.startswith(_SNAPSHOT_PREFIX) or b'"stream":"' not in payload[:40]:
@@ -262,6 +255,8 @@ def inspect(path: Path, venue: str | None = None, probe_lines: int = 5000) -> Re
                 symbols.append(symbol.upper())
             if detected is None:
                 detected = _detect_binance(payload)
+    if not symbols and damaged:
+        raise RecordingDamaged(damaged[0])  # before any depth stream: nothing to play
     if not symbols:
         raise DataError(f"{path}: no depth stream found in the first {probe_lines} lines")
     return Recording(path=path, venue=venue or detected or "binance", depth_symbols=symbols)
@@ -270,7 +265,8 @@ def inspect(path: Path, venue: str | None = None, probe_lines: int = 5000) -> Re
 def _inspect_entries(path: Path, framing: str, venue: str | None) -> Recording:
     sent: list[bytes] = []
     rest: list[Entry] = []
-    for entry in read_entries(path, framing):
+    damaged: list[Damage] = []
+    for entry in read_entries(path, framing, damaged):
         if entry.kind == "sent":
             sent.append(entry.payload)
         elif entry.kind == "rest":
@@ -282,7 +278,9 @@ def _inspect_entries(path: Path, framing: str, venue: str | None) -> Recording:
     if venue is None and (m := _CF_NAME.match(path.name)) is not None:
         venue = CRYPTOFEED_VENUES.get(m.group("name"))
     if venue is None:
-        raise DataError(f"{path}: cannot tell the venue; pass --venue")
+        # Damaged before its header: the damage is the news, not the missing venue.
+        raise RecordingDamaged(damaged[0]) if damaged else DataError(
+            f"{path}: cannot tell the venue; pass --venue")
     spec = venue_spec(venue)
     known: dict[str, Instrument] = {}
     for body in _instrument_lists(path, framing, venue, rest):
@@ -299,7 +297,7 @@ def _instrument_lists(path: Path, framing: str, venue: str, rest: list[Entry]) -
     if framing == "cryptofeed" and (m := _CF_NAME.match(path.name)) is not None:
         listing = path.with_name(f"{m.group('name')}.0")
         if listing.exists():
-            entries += read_rest_lines(listing)
+            entries += read_rest_lines(listing, [])  # damage: the lists before it count
     return [e.payload for e in entries if is_instrument_list(venue, e.url)]
 
 
@@ -339,14 +337,25 @@ class _Progress:
 
 
 class ReplayDriver:
-    """Feed recordings to their venue's Feed, moving the SimClock to each line's time."""
+    """Feed recordings to their venue's Feed, moving the SimClock to each line's time.
 
-    def __init__(self, feeds: Mapping[str, Feed], clock: SimClock,
-                 recordings: list[Recording]) -> None:
+    A damaged file plays up to its damage (listed in `damaged`); a receive time that jumps
+    more than `max_clock_jump_s` from its neighbours plays at the time before it (counted in
+    `clock_jumps`, see `steady_times`).
+    """
+
+    def __init__(self, feeds: Mapping[str, Feed], clock: SimClock, recordings: list[Recording],
+                 max_clock_jump_s: float = MAX_CLOCK_JUMP_S) -> None:
+        if not 0 < max_clock_jump_s < 1e9:  # NaN fails this too
+            raise ValueError(f"max_clock_jump_s must be > 0 seconds, got {max_clock_jump_s}")
         self._feeds = feeds
         self._clock = clock
         self._recordings = recordings
+        self._jump_ns = int(max_clock_jump_s * 1e9)
+        self._file_jumps = 0
         self.messages = 0
+        self.damaged: list[Damage] = []
+        self.clock_jumps = 0
 
     async def run(self, speed: float = 0.0, progress: bool | None = None,
                   on_line: Callable[[], Any] | None = None) -> None:
@@ -358,43 +367,78 @@ class ReplayDriver:
         done_bytes = 0
         for rec in self._recordings:
             feed = self._feeds[rec.venue]
-            if rec.framing != "hftbacktest":
-                await self._play_entries(feed, rec, pace, speed)
-                done_bytes += rec.path.stat().st_size
-                continue
-            position = [0]
-            advance_to, dispatch = self._clock.advance_to, self._dispatch
-            for n, (ts, payload) in enumerate(read_lines(rec.path, position)):
-                advance_to(ts)
-                dispatch(feed, rec, ts, payload)
-                self.messages += 1
-                if n & 1023 == 0:
-                    await pace.wait(ts)
-                    await asyncio.sleep(0)
-                    if bar is not None:
-                        bar.update(done_bytes + position[0], self.messages)
-                elif speed > 0:
-                    await pace.wait(ts)
+            seen = len(self.damaged)
+            self._file_jumps = 0
+            try:
+                if rec.framing != "hftbacktest":
+                    await self._play_entries(feed, rec, pace, speed)
+                else:
+                    await self._play_lines(feed, rec, pace, speed, bar, done_bytes)
+            except DataError:
+                # A malformed line: garbage that corrupt gzip data inflated to before zlib
+                # saw the damage (then the damage is the cause), or a bad line in a sound file.
+                damage = find_damage(rec.path)
+                if damage is None:
+                    raise
+                self.damaged.append(damage)
             done_bytes += rec.path.stat().st_size
+            self._report_damage(seen)
         if bar is not None:
             bar.update(total, self.messages, force=True)
 
+    async def _play_lines(self, feed: Feed, rec: Recording, pace: _Pacer, speed: float,
+                          bar: _Progress | None, done_bytes: int) -> None:
+        position = [0]
+        advance_to, dispatch = self._clock.advance_to, self._dispatch
+        lines = steady_times(read_lines(rec.path, position, self.damaged), self._jump_ns,
+                             lambda stamped, prev: self._jumped(rec, stamped, prev))
+        for n, (ts, payload) in enumerate(lines):
+            advance_to(ts)
+            dispatch(feed, rec, ts, payload)
+            self.messages += 1
+            if n & 1023 == 0:
+                await pace.wait(ts)
+                await asyncio.sleep(0)
+                if bar is not None:
+                    bar.update(done_bytes + position[0], self.messages)
+            elif speed > 0:
+                await pace.wait(ts)
+
     async def _play_entries(self, feed: Feed, rec: Recording, pace: _Pacer,
                             speed: float) -> None:
-        for n, entry in enumerate(read_entries(rec.path, rec.framing)):
-            self._clock.advance_to(entry.ts)
+        entries = steady_times(((e.ts, e) for e in read_entries(rec.path, rec.framing,
+                                                                self.damaged)),
+                               self._jump_ns,
+                               lambda stamped, prev: self._jumped(rec, stamped, prev))
+        for n, (ts, entry) in enumerate(entries):
+            self._clock.advance_to(ts)
             kind = entry.kind
             if kind == "frame":
-                feed.on_frame(entry.payload, entry.ts)
+                feed.on_frame(entry.payload, ts)
                 self.messages += 1
             elif kind == "rest":
-                self._rest(feed, entry)
+                self._rest(feed, entry if ts == entry.ts else entry._replace(ts=ts))
             elif kind == "connect":
                 feed.reset_books("connect")
             if n & 1023 == 0 or speed > 0:
-                await pace.wait(entry.ts)
+                await pace.wait(ts)
                 if n & 1023 == 0:
                     await asyncio.sleep(0)
+
+    def _jumped(self, rec: Recording, stamped: int, previous: int) -> None:
+        self.clock_jumps += 1
+        REPLAY_CLOCK_JUMPS.inc()
+        self._file_jumps += 1
+        if self._file_jumps == 1:  # once per file: a file of bad stamps would flood the log
+            log.warning("replay_clock_jump_ignored", file=str(rec.path), stamped_ns=stamped,
+                        previous_ns=previous, jump_s=round((stamped - previous) / 1e9, 3),
+                        limit_s=self._jump_ns / 1e9)
+
+    def _report_damage(self, seen: int) -> None:
+        for damage in self.damaged[seen:]:
+            REPLAY_DAMAGED.inc()
+            log.error("recording_damaged", file=damage.file, offset=damage.offset,
+                      error=damage.error)
 
     def _rest(self, feed: Feed, entry: Entry) -> None:
         if is_instrument_list(feed.venue, entry.url):

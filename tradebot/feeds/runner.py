@@ -1,7 +1,8 @@
 """The connection runner: one feed's websocket connections, reconnects and book resyncs.
 
 `FeedRunner` connects, subscribes, sends keep-alive messages, reconnects with exponential
-backoff and jitter, enforces a stale-data deadline per connection and per book, reconnects
+backoff and jitter (starting over after a healthy connection: one that delivered frames for at
+least `backoff_max_s`), enforces a stale-data deadline per connection and per book, reconnects
 before the venue's connection age limit, opens one connection per group of subscriptions where
 the venue caps streams per connection, and resyncs books with a per-book rate limit (a REST
 snapshot, or an unsubscribe/subscribe where the venue resends its book that way).
@@ -58,6 +59,8 @@ class FeedRunner:
         self._shards = [s for s in feed.split_subscriptions() if s] or [[]]
         self._shard_of = {inst.id: n for n, shard in enumerate(self._shards) for inst in shard}
         self._sockets: dict[int, Any] = {}
+        # Seconds from connect to the last frame, per connection: how long data flowed.
+        self._streamed: dict[int, float] = {}
         self._pending: dict[InstrumentId, asyncio.Task[None]] = {}
         self._last_request: dict[InstrumentId, float] = {}
         self._throttle = Throttle(30.0)
@@ -83,13 +86,15 @@ class FeedRunner:
         ids = [inst.id for inst in self._shards[n]]
         attempt = 0
         while True:
+            self._streamed[n] = 0.0
             reason = await self._session_once(n)
             self._sockets.pop(n, None)
             self._connected_metric.set(len(self._sockets))
             FEED_RECONNECTS.labels(self.feed.venue, reason).inc()
             self.feed.invalidate_books(reason, ids)
             self._cancel_snapshots(ids)
-            attempt = 0 if reason in ("stale", "max_age") and self.feed.stats.messages else attempt
+            if self._healthy(n, reason):
+                attempt = 0
             delay = self._backoff(attempt)
             attempt += 1
             self.feed.set_state("disconnected", reason)
@@ -97,6 +102,13 @@ class FeedRunner:
                 log.warning("feed_disconnected", venue=self.feed.venue, reason=reason,
                             retry_in_s=round(delay, 3), attempt=attempt, connection=n)
             await asyncio.sleep(delay)
+
+    def _healthy(self, n: int, reason: str) -> bool:
+        # Data flowed for longer than the longest backoff: the venue works again, so the
+        # next failure starts from the first delay, not from where the last outage ended.
+        if self._streamed[n] >= self.config.backoff_max_s:
+            return True
+        return reason in ("stale", "max_age") and self.feed.stats.messages > 0
 
     def _backoff(self, attempt: int) -> float:
         cfg = self.config
@@ -121,7 +133,7 @@ class FeedRunner:
                 for message in feed.connection_messages(shard):
                     await self._send(ws, url, message)
                 feed.reset_books("connect", [inst.id for inst in shard])
-                await self._read(ws, url, shard)
+                await self._read(ws, url, shard, n)
         except _Stale:
             return "stale"
         except _Aged:
@@ -141,7 +153,7 @@ class FeedRunner:
                       message.encode() if isinstance(message, str) else message)
         await ws.send(message)
 
-    async def _read(self, ws: Any, url: str, shard: Sequence[Instrument]) -> None:
+    async def _read(self, ws: Any, url: str, shard: Sequence[Instrument], n: int) -> None:
         cfg = self.config
         feed = self.feed
         ids = [inst.id for inst in shard]
@@ -152,9 +164,11 @@ class FeedRunner:
         if keepalive is not None:
             pinger = asyncio.get_running_loop().create_task(
                 self._keepalive(ws, url, *keepalive), name=f"keepalive:{feed.venue}")
+        streamed = self._streamed
         try:
             while True:
                 now = monotonic()
+                streamed[n] = now - opened  # after a frame (or 0 before the first)
                 if now - opened > cfg.max_connection_age_s:
                     raise _Aged
                 if now >= next_book_check:

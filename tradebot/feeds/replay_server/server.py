@@ -22,9 +22,11 @@ from tradebot.clock import SimClock, monotonic
 from tradebot.domain import Instrument
 from tradebot.errors import DataError
 from tradebot.feeds.base import Feed
+from tradebot.feeds.lines import Damage
 from tradebot.feeds.recorded import is_instrument_list, snapshot_instrument
 from tradebot.feeds.registry import build_feed
 from tradebot.feeds.replay import (
+    REPLAY_DAMAGED,
     Entry,
     Recording,
     read_entries,
@@ -234,8 +236,8 @@ class ReplayServer:
         await site.start()
         self.http_port = self._runner.addresses[0][1]
         self._task = asyncio.get_running_loop().create_task(self._play(), name="replay-server")
-        log.info("replay_server_started", venue=self.recording.venue, ws=self.ws_url,
-                 rest=self.rest_url)
+        log.info("replay_server_started", file=str(self.recording.path),
+                 venue=self.recording.venue, ws=self.ws_url, rest=self.rest_url)
 
     async def stop(self) -> None:
         """Close every connection and both servers."""
@@ -259,19 +261,20 @@ class ReplayServer:
 
     # --- timeline ----------------------------------------------------------------------
 
-    def _timeline(self) -> Iterator[Entry]:
+    def _timeline(self, damaged: list[Damage]) -> Iterator[Entry]:
         rec = self.recording
         if rec.framing != "hftbacktest":
-            yield from read_entries(rec.path, rec.framing)
+            yield from read_entries(rec.path, rec.framing, damaged)
             return
-        for ts, payload in read_lines(rec.path):
+        for ts, payload in read_lines(rec.path, damaged=damaged):
             kind = "rest" if payload.startswith(_SNAPSHOT_PREFIX) else "frame"
             yield Entry(ts, kind, "", payload)
 
     async def _play(self) -> None:
         await self._started.wait()
         start, first_ts = monotonic(), None
-        for n, entry in enumerate(self._timeline()):
+        damaged: list[Damage] = []
+        for n, entry in enumerate(self._timeline(damaged)):
             first_ts = entry.ts if first_ts is None else first_ts
             await self._pace(n, entry.ts - first_ts, start)
             self.clock.advance_to(entry.ts)
@@ -283,6 +286,10 @@ class ReplayServer:
                 self._mirror_rest(entry)
             elif entry.kind == "connect":
                 self.mirror.reset_books("connect")
+        for damage in damaged:  # served up to the damage, as a replay plays it
+            REPLAY_DAMAGED.inc()
+            log.error("recording_damaged", file=damage.file, offset=damage.offset,
+                      error=damage.error)
         self.done.set()
         log.info("replay_server_finished", frames=self.played, sent=self.sent)
 
@@ -372,11 +379,12 @@ class ReplayServer:
 
     def _instrument_bodies(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], bytes]:
         rec = self.recording
-        entries = [e for e in self._timeline() if e.kind == "rest"] if rec.framing == \
+        # Damage is reported where the timeline plays; the lists before it serve.
+        entries = [e for e in self._timeline([]) if e.kind == "rest"] if rec.framing == \
             "tradebot" else []
         listing = rec.path.with_name(rec.path.name.split(".")[0] + ".0")
         if rec.framing == "cryptofeed" and listing.exists():
-            entries += read_rest_lines(listing)
+            entries += read_rest_lines(listing, [])
         return {_route(e.url): e.payload for e in entries}
 
     def recorded_body(self, path: str, query: tuple[tuple[str, str], ...] = ()) -> bytes | None:
@@ -412,8 +420,6 @@ async def serve_recording(recording: Recording, instruments: list[Instrument], h
     server = ReplayServer(recording, instruments=instruments,
                           frames_per_second=frames_per_second, speed=speed, host=host)
     await server.start(ws_port, http_port)
-    print(f"serving {recording.path.name} ({recording.venue}): websocket {server.ws_url}, "
-          f"REST {server.rest_url}", flush=True)
     try:
         await stop.wait()
     finally:
