@@ -130,3 +130,26 @@ class FakeBinance:
                 await asyncio.wait_for(self._ws_server.wait_closed(), 5)
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+def daemon_config(path: Path, fake: FakeBinance, state: Path, port: int,
+                  extra_state: str = "") -> Path:
+    """Write a daemon config following `fake` (JSON logs, state in `state`) to `path`."""
+    path.write_text(f"""
+[log]
+format = "json"
+[state]
+dir = "{state}"
+equity_interval_s = 0.5
+{extra_state}
+[server]
+port = {port}
+[[feeds]]
+venue = "binance_usdm"
+symbols = ["BTC-USDT-PERP"]
+ws_url = "ws://127.0.0.1:{fake.ws_port}/stream"
+rest_url = "http://127.0.0.1:{fake.http_port}"
+backoff_initial_s = 0.05
+backoff_max_s = 0.2
+""")
+    return path

@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.conftest import data_file
-from tests.integration.fake_binance import FakeBinance, Script
+from tests.integration.fake_binance import FakeBinance, Script, daemon_config
 
 RECORDING = "binance_hftbacktest/usdm/btcusdt_20240808.gz"
 EX_TEMPFAIL = 75
@@ -28,25 +28,7 @@ def free_port() -> int:
 
 def write_config(tmp_path: Path, name: str, fake: FakeBinance, state: Path, port: int,
                  extra_state: str = "") -> Path:
-    path = tmp_path / f"{name}.toml"
-    path.write_text(f"""
-[log]
-format = "json"
-[state]
-dir = "{state}"
-equity_interval_s = 0.5
-{extra_state}
-[server]
-port = {port}
-[[feeds]]
-venue = "binance_usdm"
-symbols = ["BTC-USDT-PERP"]
-ws_url = "ws://127.0.0.1:{fake.ws_port}/stream"
-rest_url = "http://127.0.0.1:{fake.http_port}"
-backoff_initial_s = 0.05
-backoff_max_s = 0.2
-""")
-    return path
+    return daemon_config(tmp_path / f"{name}.toml", fake, state, port, extra_state)
 
 
 class Daemon:

@@ -11,29 +11,12 @@ import sys
 from pathlib import Path
 
 from tests.conftest import data_file
-from tests.integration.fake_binance import FakeBinance, Script
+from tests.integration.fake_binance import FakeBinance, Script, daemon_config
 from tradebot.core.warmup import DAEMON_MODULES
 
 
 def write_config(tmp_path: Path, fake: FakeBinance) -> Path:
-    path = tmp_path / "tradebot.toml"
-    path.write_text(f"""
-[log]
-format = "json"
-[state]
-dir = "{tmp_path}/state"
-equity_interval_s = 0.5
-[server]
-port = 0
-[[feeds]]
-venue = "binance_usdm"
-symbols = ["BTC-USDT-PERP"]
-ws_url = "ws://127.0.0.1:{fake.ws_port}/stream"
-rest_url = "http://127.0.0.1:{fake.http_port}"
-backoff_initial_s = 0.05
-backoff_max_s = 0.2
-""")
-    return path
+    return daemon_config(tmp_path / "tradebot.toml", fake, tmp_path / "state", 0)
 
 
 async def recv_until(sock: socket.socket, wanted: str, limit_s: float,
